@@ -1,0 +1,180 @@
+//! What a timer should do, and its exact translation to `itimerspec`.
+//!
+//! This file is pure: nothing here makes a syscall, so every rule of the
+//! mapping is testable without a kernel. [`TimerFd::set`](crate::TimerFd::set)
+//! calls [`Expiration::to_itimerspec`] and hands the result to
+//! `timerfd_settime` unchanged.
+//!
+//! Two kernel facts shape it:
+//!
+//! * A zero `it_value` means "disarm". A caller who asks for "now" must not
+//!   get a timer that never fires, so a zero first expiry becomes
+//!   [`MIN_VALUE`] (1 ns): the earliest possible expiry.
+//! * The kernel keeps timer values as signed 64-bit nanoseconds (`ktime_t`)
+//!   and silently clamps any `timespec` with `tv_sec >= KTIME_SEC_MAX` to
+//!   `KTIME_MAX`. A value past [`MAX_TIME`] would therefore not round-trip,
+//!   so it is an [`Error::OutOfRange`] here instead of a quiet change.
+
+use core::time::Duration;
+
+use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec};
+
+use crate::error::Field;
+use crate::{ClockTime, Error};
+
+/// The largest duration, and the latest absolute time, the kernel stores
+/// exactly: 9,223,372,035.999999999 s (just under 292 years).
+///
+/// It is `(KTIME_SEC_MAX - 1)` seconds plus 999,999,999 ns, where
+/// `KTIME_SEC_MAX = i64::MAX / 1e9`; from `KTIME_SEC_MAX` seconds on, the
+/// kernel clamps.
+///
+/// One more kernel rule applies to relative values: the kernel adds them to
+/// the clock's current reading and saturates the sum at `KTIME_MAX`. A
+/// relative expiry that far out (within the clock's current reading of
+/// `MAX_TIME`) therefore fires at `KTIME_MAX` instead, about 292 years after
+/// the clock's epoch. Periods are stored as given.
+pub const MAX_TIME: Duration = Duration::new(9_223_372_035, 999_999_999);
+
+/// What a zero first expiry is raised to, so that it fires instead of disarming.
+pub const MIN_VALUE: Duration = Duration::from_nanos(1);
+
+/// When a timer fires: once or periodically, relative to now or at an
+/// absolute [`ClockTime`] on the timer's clock.
+///
+/// See the [crate docs](crate#from-expiration-to-itimerspec) for the table of
+/// how each one maps to `itimerspec` and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Expiration {
+    /// Fire once, this long from now. `Duration::ZERO` fires as soon as possible.
+    Once(Duration),
+    /// Fire after `first`, then every `period`. A zero `first` fires as soon
+    /// as possible; a zero `period` is [`Error::ZeroPeriod`].
+    Every {
+        /// Time until the first expiry.
+        first: Duration,
+        /// Time between expiries after that.
+        period: Duration,
+    },
+    /// Fire once when the clock reads this time; at once if it is past.
+    #[doc(alias = "TFD_TIMER_ABSTIME")]
+    OnceAt(ClockTime),
+    /// Fire when the clock reads `first`, then every `period`. If `first` is
+    /// past, the ticks missed since then are counted on the first read.
+    #[doc(alias = "TFD_TIMER_ABSTIME")]
+    EveryAt {
+        /// Clock reading of the first expiry.
+        first: ClockTime,
+        /// Time between expiries after that.
+        period: Duration,
+    },
+}
+
+impl Expiration {
+    /// A relative interval whose first expiry is one `period` from now, like
+    /// a ticker.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timerfd_sys::Expiration;
+    /// let p = Duration::from_millis(250);
+    /// assert_eq!(Expiration::every(p), Expiration::Every { first: p, period: p });
+    /// ```
+    pub const fn every(period: Duration) -> Expiration {
+        Expiration::Every { first: period, period }
+    }
+
+    /// Whether this is an absolute (`TFD_TIMER_ABSTIME`) expiration.
+    pub const fn is_absolute(&self) -> bool {
+        matches!(self, Expiration::OnceAt(_) | Expiration::EveryAt { .. })
+    }
+
+    /// The exact `timerfd_settime` arguments for this expiration. Pure: no syscall.
+    ///
+    /// Rules, in the order they are checked:
+    /// 1. a zero `period` is [`Error::ZeroPeriod`];
+    /// 2. a value or period past [`MAX_TIME`], or an absolute time before the
+    ///    epoch, is [`Error::OutOfRange`];
+    /// 3. a zero first expiry (relative `ZERO`, absolute `(0, 0)`) becomes
+    ///    [`MIN_VALUE`], never a disarming zero.
+    ///
+    /// The resulting `tv_nsec` is always in `[0, 1e9)` and `tv_sec` in
+    /// `[0, MAX_TIME.as_secs()]`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timerfd_sys::{Expiration, raw::TimerfdTimerFlags};
+    /// let (flags, spec) = Expiration::Once(Duration::ZERO).to_itimerspec()?;
+    /// assert_eq!(flags, TimerfdTimerFlags::empty());
+    /// assert_eq!((spec.it_value.tv_sec, spec.it_value.tv_nsec), (0, 1)); // not 0: that would disarm
+    /// # Ok::<(), timerfd_sys::Error>(())
+    /// ```
+    #[doc(alias = "itimerspec")]
+    pub fn to_itimerspec(&self) -> Result<(TimerfdTimerFlags, Itimerspec), Error> {
+        let (flags, value, interval) = match *self {
+            Expiration::Once(d) => (TimerfdTimerFlags::empty(), d, Duration::ZERO),
+            Expiration::Every { first, period } => {
+                (TimerfdTimerFlags::empty(), first, nonzero(period)?)
+            }
+            Expiration::OnceAt(t) => (TimerfdTimerFlags::ABSTIME, since_epoch(t)?, Duration::ZERO),
+            Expiration::EveryAt { first, period } => {
+                let period = nonzero(period)?;
+                (TimerfdTimerFlags::ABSTIME, since_epoch(first)?, period)
+            }
+        };
+        let spec = Itimerspec {
+            it_value: timespec(value.max(MIN_VALUE), Field::Value)?,
+            it_interval: timespec(interval, Field::Interval)?,
+        };
+        Ok((flags, spec))
+    }
+}
+
+/// The `itimerspec` that disarms a timer: both fields zero.
+pub(crate) const DISARM: Itimerspec = Itimerspec { it_interval: ZERO_TS, it_value: ZERO_TS };
+const ZERO_TS: Timespec = Timespec { tv_sec: 0, tv_nsec: 0 };
+
+fn nonzero(period: Duration) -> Result<Duration, Error> {
+    if period.is_zero() { Err(Error::ZeroPeriod) } else { Ok(period) }
+}
+
+fn since_epoch(t: ClockTime) -> Result<Duration, Error> {
+    t.duration_since(ClockTime::ZERO).ok_or(Error::OutOfRange { field: Field::Value })
+}
+
+fn timespec(d: Duration, field: Field) -> Result<Timespec, Error> {
+    if d > MAX_TIME {
+        return Err(Error::OutOfRange { field });
+    }
+    // Both casts are lossless: secs <= MAX_TIME.as_secs() < i64::MAX, nanos < 1e9.
+    Ok(Timespec { tv_sec: d.as_secs() as i64, tv_nsec: i64::from(d.subsec_nanos()) })
+}
+
+/// What `timerfd_gettime` says about an armed timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerState {
+    /// Time until the next expiry, always relative, even for an absolute timer.
+    pub remaining: Duration,
+    /// The interval, or `None` for a one-shot.
+    pub period: Option<Duration>,
+}
+
+impl TimerState {
+    /// Decode a `timerfd_gettime` result. Pure: no syscall.
+    ///
+    /// `None` when `it_value` is zero, which is how the kernel reports a
+    /// disarmed timer (never armed, disarmed, or a one-shot that has fired).
+    /// A field the kernel could never produce (negative, or `tv_nsec`
+    /// out of range) also counts as zero.
+    pub fn from_itimerspec(spec: &Itimerspec) -> Option<TimerState> {
+        let remaining = duration(&spec.it_value).filter(|d| !d.is_zero())?;
+        let period = duration(&spec.it_interval).filter(|d| !d.is_zero());
+        Some(TimerState { remaining, period })
+    }
+}
+
+fn duration(ts: &Timespec) -> Option<Duration> {
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec).ok().filter(|n| *n < 1_000_000_000)?;
+    Some(Duration::new(secs, nanos))
+}

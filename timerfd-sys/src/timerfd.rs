@@ -1,0 +1,197 @@
+//! `TimerFd`: one kernel timer, owned through its file descriptor.
+//!
+//! Every method is exactly one syscall on the success path and allocates
+//! nothing, so it can sit in the hottest loop and be benchmarked against the
+//! raw call. The only retry is `read` on `EINTR`, which only a blocking fd
+//! interrupted by a signal can see.
+
+use core::fmt;
+use core::num::NonZeroU64;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use rustix::io::Errno;
+use rustix::time::{
+    TimerfdFlags, TimerfdTimerFlags, timerfd_create, timerfd_gettime, timerfd_settime,
+};
+
+use crate::expiration::DISARM;
+use crate::raw::TFD_IOC_SET_TICKS;
+use crate::{Clock, Error, Expiration, TimerState};
+
+/// A Linux timerfd: a kernel timer whose expirations are read from a file
+/// descriptor, so it can be waited on with `epoll` like a socket.
+///
+/// It owns its fd and closes it on drop. See the [crate docs](crate) for the
+/// mapping from [`Expiration`] to the kernel's arguments and for what `read`
+/// returns.
+///
+/// ```
+/// use std::time::Duration;
+/// use timerfd_sys::{Clock, Expiration, TimerFd};
+///
+/// let t = TimerFd::new_blocking(Clock::Monotonic)?;
+/// t.set(Expiration::Once(Duration::from_millis(1)))?;
+/// assert_eq!(t.read()?, 1); // blocks about 1 ms, then: one expiration
+/// assert_eq!(t.get()?, None); // a fired one-shot is disarmed
+/// # Ok::<(), timerfd_sys::Error>(())
+/// ```
+pub struct TimerFd {
+    fd: OwnedFd,
+    clock: Clock,
+}
+
+impl TimerFd {
+    /// A disarmed timer on `clock`, nonblocking and close-on-exec: the form
+    /// an event loop wants ([timerfd_create(2)]).
+    ///
+    /// [timerfd_create(2)]: https://man7.org/linux/man-pages/man2/timerfd_create.2.html
+    #[doc(alias = "timerfd_create", alias = "TFD_NONBLOCK", alias = "TFD_CLOEXEC")]
+    pub fn new(clock: Clock) -> Result<TimerFd, Error> {
+        Self::create(clock, TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC)
+    }
+
+    /// A disarmed timer on `clock` whose [`read`](Self::read) blocks until
+    /// the next expiry; close-on-exec. For a thread that just sleeps on one
+    /// timer.
+    #[doc(alias = "timerfd_create")]
+    pub fn new_blocking(clock: Clock) -> Result<TimerFd, Error> {
+        Self::create(clock, TimerfdFlags::CLOEXEC)
+    }
+
+    fn create(clock: Clock, flags: TimerfdFlags) -> Result<TimerFd, Error> {
+        let fd = timerfd_create(clock.timerfd_id(), flags)?;
+        Ok(TimerFd { fd, clock })
+    }
+
+    /// The clock this timer was created on.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Arm (or re-arm) the timer ([timerfd_settime(2)]). Replaces any
+    /// previous setting and resets the unread expiration count to zero.
+    ///
+    /// An invalid `exp` is rejected before the syscall and leaves the timer
+    /// as it was.
+    ///
+    /// [timerfd_settime(2)]: https://man7.org/linux/man-pages/man2/timerfd_settime.2.html
+    #[doc(alias = "timerfd_settime")]
+    pub fn set(&self, exp: Expiration) -> Result<(), Error> {
+        let (flags, spec) = exp.to_itimerspec()?;
+        timerfd_settime(&self.fd, flags, &spec)?;
+        Ok(())
+    }
+
+    /// Arm an absolute timer on a realtime clock that is cancelled when
+    /// someone sets that clock (`TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET`).
+    ///
+    /// After such a jump, [`read`](Self::read) fails with [`Error::Canceled`]
+    /// so the caller can recompute its deadline. Any other clock or a relative
+    /// expiration is [`Error::CancelOnSetNotApplicable`], because the kernel
+    /// would silently ignore the flag.
+    #[doc(alias = "TFD_TIMER_CANCEL_ON_SET")]
+    pub fn set_cancel_on_set(&self, exp: Expiration) -> Result<(), Error> {
+        if !self.clock.is_realtime() || !exp.is_absolute() {
+            return Err(Error::CancelOnSetNotApplicable);
+        }
+        let (flags, spec) = exp.to_itimerspec()?;
+        timerfd_settime(&self.fd, flags | TimerfdTimerFlags::CANCEL_ON_SET, &spec)?;
+        Ok(())
+    }
+
+    /// Stop the timer: `timerfd_settime` with a zero `itimerspec`. Unread
+    /// expirations are discarded.
+    #[doc(alias = "timerfd_settime")]
+    pub fn disarm(&self) -> Result<(), Error> {
+        timerfd_settime(&self.fd, TimerfdTimerFlags::empty(), &DISARM)?;
+        Ok(())
+    }
+
+    /// The current setting ([timerfd_gettime(2)]), or `None` if disarmed.
+    /// A one-shot that has fired reads as disarmed.
+    ///
+    /// [timerfd_gettime(2)]: https://man7.org/linux/man-pages/man2/timerfd_gettime.2.html
+    #[doc(alias = "timerfd_gettime")]
+    pub fn get(&self) -> Result<Option<TimerState>, Error> {
+        Ok(TimerState::from_itimerspec(&timerfd_gettime(&self.fd)?))
+    }
+
+    /// Expirations since the last read (or `set`), missed ticks folded in,
+    /// and reset that count to zero ([read(2)] of 8 bytes).
+    ///
+    /// * Nonblocking fd, nothing expired: `Ok(0)` (the kernel's `EAGAIN`).
+    /// * Blocking fd, nothing expired: waits for the next expiry.
+    /// * After a realtime clock jump on a [`set_cancel_on_set`](Self::set_cancel_on_set)
+    ///   timer: [`Error::Canceled`].
+    ///
+    /// [read(2)]: https://man7.org/linux/man-pages/man2/timerfd_create.2.html#DESCRIPTION
+    pub fn read(&self) -> Result<u64, Error> {
+        let mut buf = [0u8; 8];
+        loop {
+            return match rustix::io::read(&self.fd, &mut buf) {
+                Ok(8) => Ok(u64::from_ne_bytes(buf)),
+                // A timerfd read is all 8 bytes or an error; anything else is a kernel bug.
+                Ok(_) => Err(Error::Os(Errno::IO)),
+                Err(Errno::AGAIN) => Ok(0),
+                Err(Errno::INTR) => continue,
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+
+    /// Set the unread expiration count to `ticks` and wake any reader
+    /// (`TFD_IOC_SET_TICKS`, meant for checkpoint/restore and handy for
+    /// benchmarking a `read` that finds expirations).
+    ///
+    /// A kernel built without `CONFIG_CHECKPOINT_RESTORE` answers
+    /// [`Error::Unsupported`].
+    #[doc(alias = "TFD_IOC_SET_TICKS", alias = "ioctl")]
+    pub fn set_ticks(&self, ticks: NonZeroU64) -> Result<(), Error> {
+        let ticks: u64 = ticks.get();
+        // libc, not rustix: rustix has no wrapper for TFD_IOC_SET_TICKS.
+        // SAFETY: `self.fd` is open while `self` lives; the kernel reads one u64 from `&ticks`, which outlives the call.
+        let rc = unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                TFD_IOC_SET_TICKS as libc::c_ulong,
+                &ticks as *const u64,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        match Errno::from_io_error(&std::io::Error::last_os_error()) {
+            Some(Errno::NOTTY) => Err(Error::Unsupported),
+            Some(e) => Err(e.into()),
+            None => Err(Error::Os(Errno::IO)),
+        }
+    }
+}
+
+impl AsFd for TimerFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for TimerFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl From<TimerFd> for OwnedFd {
+    /// Give up the timer wrapper and keep the fd; it stays armed as it was.
+    fn from(t: TimerFd) -> OwnedFd {
+        t.fd
+    }
+}
+
+impl fmt::Debug for TimerFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimerFd")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
