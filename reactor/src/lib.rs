@@ -1,0 +1,114 @@
+//! A minimal single-threaded epoll event loop that owns timerfds through
+//! drop-guarded handles.
+//!
+//! Small enough to read in one sitting, and written to be read: each file
+//! does one thing.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`poller`] | the epoll layer: register, modify, deregister by token; wait |
+//! | [`token`](Token) | slab key + generation, carried in `epoll_event.data` |
+//! | `core` | the slab of sources, counters, the removal rules |
+//! | [`Reactor`] | adding sources; the turn: one `epoll_wait`, then dispatch |
+//! | [`Timer`], [`Io`], [`Signals`] | drop guards: dropping one removes its source |
+//! | [`shared`] | shared mode: many timers in a heap on one timerfd |
+//! | [`Context`] | what a callback gets: the reactor, and its own source |
+//! | [`Waker`] | wake a blocked loop from another thread (eventfd) |
+//! | [`signal`] | SIGINT/SIGTERM as events (signalfd) |
+//! | [`Stats`], [`trace`] | counters, and a line per kernel step |
+//!
+//! ```
+//! use std::cell::Cell;
+//! use std::rc::Rc;
+//! use std::time::Duration;
+//! use reactor::{Expiration, Reactor, TimerMode};
+//!
+//! let reactor = Reactor::new()?;
+//! let fired = Rc::new(Cell::new(0));
+//! let seen = fired.clone();
+//! let ticker = reactor.add_timer(TimerMode::Dedicated, Expiration::every(Duration::from_millis(1)), move |_ctx, ticks| {
+//!     seen.set(seen.get() + ticks);
+//! })?;
+//! assert!(reactor.run_until_timeout(Duration::from_secs(2), || fired.get() >= 3)?);
+//! drop(ticker); // epoll_ctl(DEL) + close: the timer is gone, its callback with it
+//! assert_eq!(reactor.stats().timerfds_open, 0);
+//! # Ok::<(), reactor::Error>(())
+//! ```
+//!
+//! # The data path
+//!
+//! What happens between arming a dedicated timer and its callback, and where
+//! in this crate each step lives (`REACTOR_TRACE=1` prints it as it runs):
+//!
+//! ```text
+//! timerfd_create(CLOCK_MONOTONIC, NONBLOCK|CLOEXEC)   timerfd_sys::TimerFd::new      (Reactor::add_timer)
+//! timerfd_settime(fd, flags, itimerspec)               timerfd_sys::Expiration -> itimerspec
+//! epoll_ctl(ADD, fd, {EPOLLIN, data = token})          token = slab key + generation
+//! hrtimer expires -> timerfd readable -> epoll wakes   the kernel
+//! epoll_wait -> [token, ...]                           poller::Poller::wait, one call per turn
+//! token -> slab entry, generation checked              Reactor::turn -> dispatch; stale events dropped
+//! read(fd) -> u64 expirations (missed ticks folded)    one read per ready timer
+//! callback(ctx, ticks)                                 your code; no borrow of the reactor held
+//! drop(handle) -> epoll_ctl(DEL) + close(fd)           Timer's Drop
+//! ```
+//!
+//! A turn allocates nothing: the event buffer is reused, callbacks are taken
+//! out of their entries and put back, and shared-mode passes reuse their
+//! scratch list.
+//!
+//! # Two timer modes
+//!
+//! [`TimerMode::Dedicated`] (the default) gives each timer its own timerfd:
+//! the kernel does the timing, `/proc/PID/fd` lists every timer, and any
+//! [`Clock`] works. It costs one fd and one `timerfd_settime` per arm.
+//! [`TimerMode::Shared`] puts the timer in a heap under a single timerfd, as
+//! Go's runtime, libuv and sd-event do: no fd per timer, and arming is a heap
+//! push that only reaches the kernel when it becomes the earliest deadline.
+//! A million shared timers fit on one fd. The [`shared`] module has the
+//! comparison and the rules.
+//!
+//! # Handles and leaks
+//!
+//! Every add returns a handle; dropping it removes the source, closes what
+//! the reactor owns, and guarantees its callback never runs again, even for
+//! an event already fetched in the current turn. The deliberate leak is
+//! [`Timer::detach`]: the timer keeps firing, with no way to stop it from
+//! outside, until the reactor is dropped; [`Stats::detached_timers`] counts
+//! them. That is the "ticker never stopped" bug made explicit.
+//!
+//! # Callbacks
+//!
+//! A callback may add sources ([`Context::reactor`]), re-arm or drop any
+//! source whose handle it can reach, and re-arm, disarm or remove itself
+//! ([`Context::rearm`], [`Context::remove`]). Callbacks run with no borrow of
+//! the reactor held; only [`Reactor::turn`] itself cannot be nested.
+
+#![cfg(target_os = "linux")]
+
+mod context;
+mod core;
+mod error;
+mod handle;
+mod interest;
+pub mod poller;
+mod reactor;
+pub mod shared;
+pub mod signal;
+mod stats;
+mod token;
+pub mod trace;
+mod waker;
+
+pub use context::{Context, IoCallback, SignalCallback, TimerCallback};
+pub use error::Error;
+pub use handle::{Io, Signals, Timer, TimerMode};
+pub use interest::{Interest, Readiness};
+pub use reactor::Reactor;
+pub use signal::SignalInfo;
+pub use stats::Stats;
+pub use token::Token;
+pub use trace::TraceEvent;
+pub use waker::Waker;
+
+pub use rustix::process::Signal;
+pub use timerfd_sys::{Clock, ClockTime, Expiration};

@@ -1,0 +1,143 @@
+//! The thin epoll layer. All OS readiness code lives in this file.
+//!
+//! # What the rest of the crate relies on
+//!
+//! * **Tokens, not pointers.** Each registration carries a [`Token`] in
+//!   `epoll_event.data`; the reactor maps it back to a slab entry and checks
+//!   its generation, so an event can never reach a source that was dropped
+//!   after `epoll_wait` returned it.
+//! * **Spurious events.** epoll may report readiness that is gone by the time
+//!   the callback runs (another callback consumed it, a timer was re-armed).
+//!   Every consumer treats readiness as a hint: a timerfd read of `0`
+//!   expirations or a socket read of `EAGAIN` is normal.
+//! * **Draining.** Level-triggered sources are reported again next turn while
+//!   still ready; edge-triggered ones are not, so their owner must read or
+//!   write until `EAGAIN`.
+//! * **One syscall per turn.** [`Poller::wait`] is one `epoll_wait` into a
+//!   buffer allocated once; `EINTR` is retried with the time that remains.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use rustix::buffer::spare_capacity;
+use rustix::event::epoll::{self, CreateFlags, Event, EventData, EventFlags};
+use rustix::io::Errno;
+use rustix::time::Timespec;
+
+use crate::{Readiness, Token};
+
+/// An epoll instance ([epoll(7)]).
+///
+/// [epoll(7)]: https://man7.org/linux/man-pages/man7/epoll.7.html
+#[derive(Debug)]
+pub struct Poller {
+    epoll: OwnedFd,
+}
+
+impl Poller {
+    /// A new epoll instance, close-on-exec.
+    #[doc(alias = "epoll_create1")]
+    pub fn new() -> Result<Poller, Errno> {
+        Ok(Poller { epoll: epoll::create(CreateFlags::CLOEXEC)? })
+    }
+
+    /// Start watching `fd` for `flags`, reporting `token` (`EPOLL_CTL_ADD`).
+    #[doc(alias = "epoll_ctl", alias = "EPOLL_CTL_ADD")]
+    pub fn add(&self, fd: BorrowedFd<'_>, token: Token, flags: EventFlags) -> Result<(), Errno> {
+        epoll::add(&self.epoll, fd, EventData::new_u64(token.as_u64()), flags)
+    }
+
+    /// Change what `fd` is watched for (`EPOLL_CTL_MOD`).
+    #[doc(alias = "epoll_ctl", alias = "EPOLL_CTL_MOD")]
+    pub fn modify(&self, fd: BorrowedFd<'_>, token: Token, flags: EventFlags) -> Result<(), Errno> {
+        epoll::modify(&self.epoll, fd, EventData::new_u64(token.as_u64()), flags)
+    }
+
+    /// Stop watching `fd` (`EPOLL_CTL_DEL`).
+    #[doc(alias = "epoll_ctl", alias = "EPOLL_CTL_DEL")]
+    pub fn delete(&self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+        epoll::delete(&self.epoll, fd)
+    }
+
+    /// Wait for events, at most `timeout` (`None`: forever), and put them in
+    /// `events`, replacing what it held. Returns how many arrived; `0` means
+    /// the timeout passed.
+    ///
+    /// `epoll_wait` counts timeouts in whole milliseconds, rounded up here.
+    /// A signal (`EINTR`) restarts the wait with the time that remains.
+    #[doc(alias = "epoll_wait", alias = "epoll_pwait")]
+    pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> Result<usize, Errno> {
+        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let mut left = timeout;
+        loop {
+            events.buf.clear();
+            let ts = left.map(|d| Timespec {
+                tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+                tv_nsec: d.subsec_nanos().into(),
+            });
+            match epoll::wait(&self.epoll, spare_capacity(&mut events.buf), ts.as_ref()) {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => {
+                    // Some(None): a timeout too far away to overflow Instant; keep it.
+                    if let Some(Some(deadline)) = deadline {
+                        left = Some(deadline.saturating_duration_since(Instant::now()));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl AsFd for Poller {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
+}
+
+/// The buffer `epoll_wait` fills: allocated once, reused every turn.
+pub struct Events {
+    buf: Vec<Event>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Events {
+    /// Room for `capacity` events per wait (at least 1).
+    pub fn with_capacity(capacity: usize) -> Events {
+        Events { buf: Vec::with_capacity(capacity.max(1)) }
+    }
+
+    /// How many events one wait can return.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Number of events from the last wait.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the last wait returned no events.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The `i`-th event of the last wait.
+    pub fn get(&self, i: usize) -> Option<(Token, Readiness)> {
+        self.buf.get(i).map(|e| {
+            // Copy out of the packed struct before use.
+            let (data, flags) = (e.data, e.flags);
+            (Token::from_u64(data.u64()), Readiness::from_flags(flags))
+        })
+    }
+
+    /// The events of the last wait, in the order the kernel gave them.
+    pub fn iter(&self) -> impl Iterator<Item = (Token, Readiness)> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}

@@ -1,0 +1,418 @@
+//! `Reactor`: adding sources, and the turn: one `epoll_wait`, then dispatch.
+
+use std::cell::{RefCell, RefMut};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::event::epoll::EventFlags;
+use rustix::process::Signal;
+use timerfd_sys::{Clock, Expiration};
+
+use crate::context::{IoCallback, SignalCallback, TimerCallback};
+use crate::core::{Core, Entry, IoFd, Source, SourceId};
+use crate::shared::nanos;
+use crate::signal::SignalFd;
+use crate::trace::{Observer, TraceEvent};
+use crate::waker::WakerInner;
+use crate::{
+    Context, Error, Interest, Io, Readiness, SignalInfo, Signals, Stats, Timer, TimerMode, Token,
+    Waker,
+};
+
+/// Signals read per signalfd event at most, so a signal storm cannot starve
+/// the other sources of a turn.
+const SIGNALS_PER_EVENT: usize = 64;
+
+/// A single-threaded epoll event loop.
+///
+/// Not `Clone`, not `Send`: one reactor per thread. Callbacks reach it
+/// through their [`Context`]; handles hold a weak reference, so a callback
+/// that captures a handle does not keep the reactor alive, and dropping the
+/// reactor closes every fd it owns.
+pub struct Reactor {
+    core: Rc<RefCell<Core>>,
+}
+
+impl Reactor {
+    /// A reactor with no sources: one epoll fd, nothing else.
+    /// `REACTOR_TRACE=1` in the environment turns the lifecycle trace on.
+    pub fn new() -> Result<Reactor, Error> {
+        Ok(Reactor { core: Rc::new(RefCell::new(Core::new()?)) })
+    }
+
+    pub(crate) fn core(&self) -> Result<RefMut<'_, Core>, Error> {
+        self.core.try_borrow_mut().map_err(|_| Error::Reentrant)
+    }
+
+    /// Add a timer on `CLOCK_MONOTONIC`, armed with `exp`, in `mode`.
+    /// `callback` gets the expiration count (at least 1) each time it fires.
+    ///
+    /// An invalid `exp` is refused before anything is created.
+    pub fn add_timer(
+        &self,
+        mode: TimerMode,
+        exp: Expiration,
+        callback: impl FnMut(&mut Context<'_>, u64) + 'static,
+    ) -> Result<Timer, Error> {
+        let callback: TimerCallback = Box::new(callback);
+        let id = match mode {
+            TimerMode::Dedicated => {
+                SourceId::Dedicated(self.core()?.add_dedicated(Clock::Monotonic, exp, callback)?)
+            }
+            TimerMode::Shared => {
+                let (key, generation) = self.core()?.add_shared(exp, callback)?;
+                SourceId::Shared { key, generation }
+            }
+        };
+        Ok(Timer { core: Rc::downgrade(&self.core), id })
+    }
+
+    /// Add a dedicated timer on any clock (shared timers run on
+    /// `CLOCK_MONOTONIC` only).
+    pub fn add_timer_on(
+        &self,
+        clock: Clock,
+        exp: Expiration,
+        callback: impl FnMut(&mut Context<'_>, u64) + 'static,
+    ) -> Result<Timer, Error> {
+        let token = self.core()?.add_dedicated(clock, exp, Box::new(callback))?;
+        Ok(Timer { core: Rc::downgrade(&self.core), id: SourceId::Dedicated(token) })
+    }
+
+    /// Watch an fd the reactor takes ownership of (an `OwnedFd`, a
+    /// `TcpStream`, or an `Rc` of one to keep using it elsewhere). It is
+    /// closed (dropped) when the handle is dropped.
+    pub fn add_io(
+        &self,
+        fd: impl AsFd + 'static,
+        interest: Interest,
+        callback: impl FnMut(&mut Context<'_>, Readiness) + 'static,
+    ) -> Result<Io<'static>, Error> {
+        let raw = fd.as_fd().as_raw_fd();
+        self.register_io(IoFd::Owned(Box::new(fd)), raw, interest, Box::new(callback))
+    }
+
+    /// Watch an fd the caller keeps. The handle borrows it, so the fd cannot
+    /// be closed while it is registered.
+    pub fn add_io_borrowed<'fd>(
+        &self,
+        fd: BorrowedFd<'fd>,
+        interest: Interest,
+        callback: impl FnMut(&mut Context<'_>, Readiness) + 'static,
+    ) -> Result<Io<'fd>, Error> {
+        let raw = fd.as_raw_fd();
+        self.register_io(IoFd::Borrowed(raw), raw, interest, Box::new(callback))
+    }
+
+    fn register_io<'fd>(
+        &self,
+        fd: IoFd,
+        raw: i32,
+        interest: Interest,
+        callback: IoCallback,
+    ) -> Result<Io<'fd>, Error> {
+        let mut core = self.core()?;
+        let source = Source::Io { fd, callback: Some(callback) };
+        let token = core.register(source, raw, interest.flags())?;
+        core.stats.io_sources += 1;
+        Ok(Io { core: Rc::downgrade(&self.core), token, _fd: PhantomData })
+    }
+
+    /// Deliver `signals` to `callback` through a signalfd. Blocks them in
+    /// this thread (see the [`signal`](crate::signal) module docs).
+    pub fn add_signals(
+        &self,
+        signals: &[Signal],
+        callback: impl FnMut(&mut Context<'_>, SignalInfo) + 'static,
+    ) -> Result<Signals, Error> {
+        let fd = SignalFd::open(signals)?;
+        let raw = fd.as_raw_fd();
+        let callback: SignalCallback = Box::new(callback);
+        let mut core = self.core()?;
+        let token =
+            core.register(Source::Signal { fd, callback: Some(callback) }, raw, EventFlags::IN)?;
+        core.stats.signal_sources += 1;
+        Ok(Signals { core: Rc::downgrade(&self.core), token })
+    }
+
+    /// A [`Waker`] for this reactor; the first call creates its eventfd.
+    pub fn waker(&self) -> Result<Waker, Error> {
+        let mut core = self.core()?;
+        if let Some(inner) = &core.waker {
+            return Ok(Waker { inner: Arc::clone(inner) });
+        }
+        let inner = Arc::new(WakerInner::new()?);
+        let raw = inner.fd.as_raw_fd();
+        core.register(Source::Waker, raw, EventFlags::IN)?;
+        core.stats.wakers = 1;
+        core.waker = Some(Arc::clone(&inner));
+        Ok(Waker { inner })
+    }
+
+    /// Send lifecycle trace events to `observer` (`None`: turn the trace off).
+    /// The observer must not call back into the reactor; if it does, that
+    /// call fails with [`Error::Reentrant`].
+    pub fn set_observer(&self, observer: Option<Observer>) {
+        if let Ok(mut core) = self.core() {
+            core.tracer.set(observer);
+        }
+    }
+
+    /// A snapshot of the sources and counters.
+    pub fn stats(&self) -> Stats {
+        self.core.try_borrow().map(|c| c.snapshot()).unwrap_or_default()
+    }
+
+    /// Ask [`run`](Self::run) to return after the current turn.
+    pub fn stop(&self) {
+        if let Ok(mut core) = self.core() {
+            core.stop = true;
+        }
+    }
+
+    /// Whether a stop was requested (by [`stop`](Self::stop) or a
+    /// [`Waker::stop`]); clears the request.
+    fn take_stop(&self) -> bool {
+        let Ok(mut core) = self.core() else { return false };
+        let waker = core.waker.as_ref().is_some_and(|w| w.take_stop());
+        std::mem::take(&mut core.stop) | waker
+    }
+
+    /// Run turns until stopped.
+    pub fn run(&self) -> Result<(), Error> {
+        self.run_until(|| false)
+    }
+
+    /// Run turns until `done()` holds (checked before each turn) or the
+    /// reactor is stopped.
+    pub fn run_until(&self, mut done: impl FnMut() -> bool) -> Result<(), Error> {
+        while !done() {
+            self.turn(None)?;
+            if self.take_stop() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`run_until`](Self::run_until), but give up after `limit`.
+    /// Returns whether `done()` held.
+    pub fn run_until_timeout(
+        &self,
+        limit: Duration,
+        mut done: impl FnMut() -> bool,
+    ) -> Result<bool, Error> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done() {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            self.turn(Some(left))?;
+            if self.take_stop() {
+                return Ok(done());
+            }
+        }
+    }
+
+    /// One turn: one `epoll_wait` (at most `timeout`; `None` blocks until an
+    /// event), then every returned event dispatched in order. Returns the
+    /// number of events.
+    pub fn turn(&self, timeout: Option<Duration>) -> Result<usize, Error> {
+        // The buffer is out of `Core` for the whole turn; a nested turn from
+        // a callback finds it missing.
+        let mut events = self.core()?.events.take().ok_or(Error::Reentrant)?;
+        let waited = self.core.borrow().poller.wait(&mut events, timeout);
+        let n = match waited {
+            Ok(n) => n,
+            Err(e) => {
+                self.core.borrow_mut().events = Some(events);
+                return Err(e.into());
+            }
+        };
+        self.core.borrow_mut().stats.wakeups += 1;
+        // Put the buffer back even if a callback panics.
+        struct Restore<'a>(&'a Reactor, Option<crate::poller::Events>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut core) = self.0.core.try_borrow_mut() {
+                    core.events = self.1.take();
+                }
+            }
+        }
+        let guard = Restore(self, Some(events));
+        let events = guard.1.as_ref().expect("set just above");
+        for (token, readiness) in events.iter() {
+            self.dispatch(token, readiness);
+        }
+        drop(guard);
+        Ok(n)
+    }
+
+    /// Route one event to its source, unless it is stale.
+    fn dispatch(&self, token: Token, readiness: Readiness) {
+        let mut core = self.core.borrow_mut();
+        let Some(entry) = core.entry(token) else {
+            core.stats.stale_events += 1;
+            return;
+        };
+        let job = match &mut entry.source {
+            Source::Timer { fd, callback } => {
+                // One read per ready timer; 0 means it was re-armed after
+                // epoll saw it ready (a spurious event).
+                let ticks = fd.read().unwrap_or(0);
+                let raw = fd.as_raw_fd();
+                match (ticks, callback.take()) {
+                    (0, cb) => {
+                        *callback = cb;
+                        Job::Nothing
+                    }
+                    (_, None) => Job::Nothing,
+                    (_, Some(cb)) => Job::Timer(cb, ticks, raw),
+                }
+            }
+            Source::Io { callback, .. } => callback.take().map_or(Job::Nothing, Job::Io),
+            Source::Signal { .. } => Job::Signals,
+            Source::Waker => Job::Wake,
+            Source::SharedClock => Job::SharedPass,
+        };
+        core.stats.events_dispatched += 1;
+        match job {
+            Job::Nothing => {}
+            Job::Wake => {
+                if let Some(w) = &core.waker {
+                    w.drain();
+                }
+            }
+            Job::Timer(mut cb, ticks, fd) => {
+                core.stats.timer_expirations += ticks;
+                core.tracer.emit(|| TraceEvent::Fire { fd, ticks });
+                drop(core);
+                cb(&mut Context::new(self, SourceId::Dedicated(token)), ticks);
+                self.restore(token, cb, |s| match s {
+                    Source::Timer { callback, .. } => Some(callback),
+                    _ => None,
+                });
+            }
+            Job::Io(mut cb) => {
+                drop(core);
+                cb(&mut Context::new(self, SourceId::Io(token)), readiness);
+                self.restore(token, cb, |s| match s {
+                    Source::Io { callback, .. } => Some(callback),
+                    _ => None,
+                });
+            }
+            Job::Signals => {
+                drop(core);
+                self.deliver_signals(token);
+            }
+            Job::SharedPass => {
+                drop(core);
+                self.shared_pass();
+            }
+        }
+    }
+
+    /// Put a callback back in its entry after it ran, unless the entry was
+    /// removed or its slot reused meanwhile; then drop it, outside the borrow.
+    fn restore<C>(
+        &self,
+        token: Token,
+        cb: C,
+        slot: impl FnOnce(&mut Source) -> Option<&mut Option<C>>,
+    ) {
+        let leftover = match self.core.try_borrow_mut() {
+            Ok(mut core) => match core.entry(token).and_then(|e| slot(&mut e.source)) {
+                Some(empty @ None) => {
+                    *empty = Some(cb);
+                    None
+                }
+                _ => Some(cb),
+            },
+            Err(_) => Some(cb),
+        };
+        drop(leftover);
+    }
+
+    fn deliver_signals(&self, token: Token) {
+        for _ in 0..SIGNALS_PER_EVENT {
+            let (info, cb) = {
+                let mut core = self.core.borrow_mut();
+                let Some(Entry { source: Source::Signal { fd, callback }, .. }) = core.entry(token)
+                else {
+                    return;
+                };
+                match fd.read() {
+                    Ok(Some(info)) => match callback.take() {
+                        Some(cb) => (info, cb),
+                        None => return,
+                    },
+                    _ => return,
+                }
+            };
+            let mut cb = cb;
+            cb(&mut Context::new(self, SourceId::Signal(token)), info);
+            self.restore(token, cb, |s| match s {
+                Source::Signal { callback, .. } => Some(callback),
+                _ => None,
+            });
+        }
+    }
+
+    /// The shared timerfd fired: run every shared timer that is due, then
+    /// point the fd at the next deadline.
+    fn shared_pass(&self) {
+        let (due, now) = {
+            let mut core = self.core.borrow_mut();
+            core.ack_shared_clock();
+            let now = nanos(Clock::Monotonic.now());
+            (core.shared.collect_due(now), now)
+        };
+        for i in 0..due {
+            let fired = {
+                let mut core = self.core.borrow_mut();
+                let d = core.shared.due(i);
+                let fired = core.shared.fire(d, now);
+                if let Some(f) = &fired {
+                    let (timer, ticks) = (f.key, f.ticks);
+                    core.stats.timer_expirations += ticks;
+                    core.tracer.emit(|| TraceEvent::HeapFire { timer, ticks });
+                }
+                fired
+            };
+            let Some(mut f) = fired else { continue };
+            let id = SourceId::Shared { key: f.key, generation: f.generation };
+            (f.callback)(&mut Context::new(self, id), f.ticks);
+            let leftover = self.core.borrow_mut().shared.restore(f.key, f.generation, f.callback);
+            drop(leftover);
+        }
+        let _ = self.core.borrow_mut().sync_shared_clock();
+    }
+
+    /// Remove any source by id, dropping it outside the borrow.
+    pub(crate) fn remove(&self, id: SourceId) {
+        let removed = self.core().ok().and_then(|mut c| c.remove(id));
+        drop(removed);
+    }
+}
+
+enum Job {
+    Nothing,
+    Wake,
+    Timer(TimerCallback, u64, i32),
+    Io(IoCallback),
+    Signals,
+    SharedPass,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor").field("stats", &self.stats()).finish()
+    }
+}

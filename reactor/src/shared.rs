@@ -1,0 +1,369 @@
+//! Shared mode: many timers on one timerfd, ordered in a binary heap.
+//!
+//! This is how Go's runtime, libuv and systemd's sd-event avoid one fd per
+//! timer: keep deadlines in user space, and point a single kernel timer at
+//! the earliest one. The trade against dedicated mode:
+//!
+//! | | dedicated | shared |
+//! |---|---|---|
+//! | kernel objects | one timerfd + one epoll registration per timer | one timerfd in all |
+//! | arm / cancel | one `timerfd_settime` (~230 ns here) | a heap push, O(log n); a syscall only if it becomes the earliest |
+//! | fd limit | caps the number of timers | irrelevant: a million timers fit |
+//! | clocks | any of the five | `CLOCK_MONOTONIC` |
+//! | visible in `/proc/PID/fd` | yes, each one | only the one fd |
+//!
+//! Pick dedicated to learn, to see every timer in `/proc`, for a few
+//! long-lived timers, or for other clocks; pick shared for many timers or
+//! high churn (per-connection timeouts).
+//!
+//! # Ground rules
+//!
+//! * **Deadlines** are nanoseconds on `CLOCK_MONOTONIC`, absolute.
+//! * **Lazy deletion.** Every arm takes a fresh `seq` from one counter;
+//!   cancelling or re-arming a timer leaves its old heap entry in place, and
+//!   that entry is skipped when it surfaces because its `seq` no longer
+//!   matches the timer's (even if the slab slot now holds another timer).
+//!   Dead entries are counted as `heap.len() - armed`, so the count cannot
+//!   drift. When they outnumber live ones (and exceed [`COMPACT_MIN`]) the
+//!   heap is rebuilt without them: memory stays within about twice the live
+//!   count, amortised O(1) per cancel. `seq` is a `u32`: a dead entry is
+//!   collected long before 2^32 further arms could wrap onto it.
+//! * **The fd is armed no later than the earliest live deadline.** It is
+//!   re-armed only when a push makes a new earliest deadline, and after a
+//!   firing pass. Cancelling the earliest timer does not re-arm: the fd
+//!   fires early once, the pass finds nothing due, and re-arms for the real
+//!   earliest. So arm + cancel of a timer that is not the earliest makes no
+//!   syscall at all.
+//! * **A pass fires only what was due when it started.** Due entries are
+//!   collected first; a callback that re-arms a timer (even into the past)
+//!   pushes a new entry for the next pass, so a pass always ends.
+//! * **Missed ticks fold** as the kernel folds them: a periodic timer found
+//!   `k` periods late fires once with `ticks = k + 1` and is pushed to its
+//!   next deadline on the original grid.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use slab::Slab;
+use timerfd_sys::{ClockTime, Expiration};
+
+use crate::Error;
+use crate::context::TimerCallback;
+
+/// Dead heap entries tolerated before a compaction is considered.
+pub const COMPACT_MIN: usize = 1024;
+
+/// One shared timer. 40 bytes plus what its callback captures.
+pub(crate) struct SharedEntry {
+    /// 0 for a one-shot.
+    period_ns: u64,
+    /// The `seq` of this timer's live heap entry, when armed.
+    seq: u32,
+    /// Distinguishes successive occupants of one slab slot, for handles.
+    pub(crate) generation: u32,
+    armed: bool,
+    pub(crate) detached: bool,
+    /// `None` while the callback runs.
+    pub(crate) callback: Option<TimerCallback>,
+}
+
+/// A heap entry: 16 bytes, ordered by deadline.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct HeapEntry {
+    deadline: u64,
+    key: u32,
+    seq: u32,
+}
+
+/// A shared timer found due in a pass.
+#[derive(Clone, Copy)]
+pub(crate) struct Due {
+    entry: HeapEntry,
+}
+
+/// What a firing hands to the dispatcher.
+pub(crate) struct Fired {
+    pub(crate) key: u32,
+    pub(crate) generation: u32,
+    pub(crate) ticks: u64,
+    pub(crate) callback: TimerCallback,
+}
+
+#[derive(Default)]
+pub(crate) struct SharedTimers {
+    timers: Slab<SharedEntry>,
+    heap: BinaryHeap<Reverse<HeapEntry>>,
+    /// Timers that are armed: each has exactly one live heap entry (or one
+    /// in the due list during a pass).
+    armed: usize,
+    /// Source of `seq` values, one per arm.
+    next_seq: u32,
+    /// The deadline the shared timerfd is armed for, if it is armed.
+    pub(crate) armed_for: Option<u64>,
+    /// Reused across passes, so a pass allocates nothing once warm.
+    due: Vec<Due>,
+    next_generation: u32,
+}
+
+/// Nanoseconds on CLOCK_MONOTONIC.
+pub(crate) fn nanos(t: ClockTime) -> u64 {
+    // Monotonic time is never negative; clamp anyway rather than wrap.
+    (t.secs().max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t.nanos().into())
+}
+
+/// The absolute deadline and period an expiration means, from `now`.
+/// Validation is `Expiration::to_itimerspec`'s, so both modes refuse the
+/// same inputs with the same errors.
+fn schedule(exp: Expiration, now: u64) -> Result<(u64, u64), Error> {
+    exp.to_itimerspec()?;
+    let ns = |d: core::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    Ok(match exp {
+        Expiration::Once(d) => (now.saturating_add(ns(d).max(1)), 0),
+        Expiration::Every { first, period } => (now.saturating_add(ns(first).max(1)), ns(period)),
+        Expiration::OnceAt(t) => (nanos(t).max(1), 0),
+        Expiration::EveryAt { first, period } => (nanos(first).max(1), ns(period)),
+    })
+}
+
+impl SharedTimers {
+    /// Live shared timers.
+    pub(crate) fn len(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Heap entries, dead ones included.
+    pub(crate) fn heap_len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub(crate) fn generation(&self, key: u32) -> Option<u32> {
+        self.timers.get(key as usize).map(|e| e.generation)
+    }
+
+    /// Add a timer, armed with `exp`. Returns its key, generation and deadline.
+    pub(crate) fn insert(
+        &mut self,
+        exp: Expiration,
+        now: u64,
+        callback: TimerCallback,
+    ) -> Result<(u32, u32, u64), Error> {
+        let (deadline, period_ns) = schedule(exp, now)?;
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let seq = self.take_seq();
+        let key = self.timers.insert(SharedEntry {
+            period_ns,
+            seq,
+            generation,
+            armed: true,
+            detached: false,
+            callback: Some(callback),
+        });
+        let key = u32::try_from(key).map_err(|_| Error::Os(rustix::io::Errno::NOSPC))?;
+        self.heap.push(Reverse(HeapEntry { deadline, key, seq }));
+        self.armed += 1;
+        Ok((key, generation, deadline))
+    }
+
+    fn take_seq(&mut self) -> u32 {
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        seq
+    }
+
+    /// Re-arm timer `key` with `exp`; its old deadline, if any, goes dead.
+    /// Returns the new deadline.
+    pub(crate) fn set(&mut self, key: u32, exp: Expiration, now: u64) -> Result<u64, Error> {
+        let (deadline, period_ns) = schedule(exp, now)?;
+        let seq = self.take_seq();
+        let entry = self.timers.get_mut(key as usize).ok_or(Error::Gone)?;
+        if !entry.armed {
+            self.armed += 1;
+        }
+        entry.seq = seq;
+        entry.armed = true;
+        entry.period_ns = period_ns;
+        self.heap.push(Reverse(HeapEntry { deadline, key, seq }));
+        self.maybe_compact();
+        Ok(deadline)
+    }
+
+    /// Disarm timer `key`. Returns whether it was armed.
+    pub(crate) fn cancel(&mut self, key: u32) -> bool {
+        let Some(entry) = self.timers.get_mut(key as usize) else { return false };
+        let was_armed = entry.armed;
+        if was_armed {
+            entry.armed = false;
+            self.armed -= 1;
+            self.maybe_compact();
+        }
+        was_armed
+    }
+
+    /// Remove timer `key`, returning it so its callback can be dropped
+    /// outside any borrow of the reactor.
+    pub(crate) fn remove(&mut self, key: u32) -> Option<SharedEntry> {
+        let entry = self.timers.try_remove(key as usize)?;
+        if entry.armed {
+            self.armed -= 1;
+            self.maybe_compact();
+        }
+        Some(entry)
+    }
+
+    pub(crate) fn entry_mut(&mut self, key: u32) -> Option<&mut SharedEntry> {
+        self.timers.get_mut(key as usize)
+    }
+
+    /// Heap entries whose timer has since been re-armed, cancelled or removed.
+    pub(crate) fn dead(&self) -> usize {
+        self.heap.len().saturating_sub(self.armed)
+    }
+
+    /// Rebuild the heap without dead entries once they outnumber live ones.
+    fn maybe_compact(&mut self) {
+        let dead = self.dead();
+        if dead > COMPACT_MIN && dead > self.armed {
+            let timers = &self.timers;
+            self.heap.retain(|Reverse(h)| is_live(timers, h));
+        }
+    }
+
+    /// The earliest live deadline, dropping dead entries from the top.
+    pub(crate) fn earliest(&mut self) -> Option<u64> {
+        while let Some(Reverse(top)) = self.heap.peek() {
+            if is_live(&self.timers, top) {
+                return Some(top.deadline);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// Start a pass: move every live entry due at `now` to the due list.
+    /// Returns how many there are.
+    pub(crate) fn collect_due(&mut self, now: u64) -> usize {
+        self.due.clear();
+        while let Some(&Reverse(top)) = self.heap.peek() {
+            if top.deadline > now {
+                break;
+            }
+            self.heap.pop();
+            if is_live(&self.timers, &top) {
+                self.due.push(Due { entry: top });
+            }
+        }
+        self.due.len()
+    }
+
+    /// The `i`-th due entry of this pass.
+    pub(crate) fn due(&self, i: usize) -> Due {
+        self.due[i]
+    }
+
+    /// Fire a due entry if an earlier callback of this pass has not re-armed,
+    /// cancelled or removed it. A periodic timer is pushed to its next
+    /// deadline before its callback runs, so the callback may re-arm it.
+    pub(crate) fn fire(&mut self, due: Due, now: u64) -> Option<Fired> {
+        let HeapEntry { deadline, key, seq } = due.entry;
+        let entry = self.timers.get_mut(key as usize)?;
+        if entry.seq != seq || !entry.armed {
+            return None;
+        }
+        let late = now.saturating_sub(deadline);
+        let ticks = match late.checked_div(entry.period_ns) {
+            None => {
+                // A one-shot (period 0): fired, now disarmed.
+                entry.armed = false;
+                self.armed -= 1;
+                1
+            }
+            Some(missed) => {
+                let ticks = 1 + missed;
+                let next = deadline.saturating_add(ticks.saturating_mul(entry.period_ns));
+                self.heap.push(Reverse(HeapEntry { deadline: next, key, seq }));
+                ticks
+            }
+        };
+        // A callback already running (it re-armed itself into the past and
+        // fired again in a nested turn) has no callback to hand out.
+        let callback = entry.callback.take()?;
+        Some(Fired { key, generation: entry.generation, ticks, callback })
+    }
+
+    /// Put a callback back after it ran, unless its timer was removed or its
+    /// slot reused meanwhile; then hand it back to be dropped.
+    pub(crate) fn restore(
+        &mut self,
+        key: u32,
+        generation: u32,
+        callback: TimerCallback,
+    ) -> Option<TimerCallback> {
+        match self.timers.get_mut(key as usize) {
+            Some(e) if e.generation == generation && e.callback.is_none() => {
+                e.callback = Some(callback);
+                None
+            }
+            _ => Some(callback),
+        }
+    }
+}
+
+fn is_live(timers: &Slab<SharedEntry>, h: &HeapEntry) -> bool {
+    timers.get(h.key as usize).is_some_and(|e| e.armed && e.seq == h.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration;
+
+    fn cb() -> TimerCallback {
+        Box::new(|_, _| {})
+    }
+
+    #[test]
+    fn entry_sizes_stay_within_the_64_byte_budget() {
+        assert_eq!(size_of::<HeapEntry>(), 16);
+        assert!(size_of::<SharedEntry>() <= 40, "{}", size_of::<SharedEntry>());
+        assert!(size_of::<slab::Slab<SharedEntry>>() > 0);
+    }
+
+    #[test]
+    fn periodic_fire_folds_missed_ticks_on_the_original_grid() {
+        let mut s = SharedTimers::default();
+        let (key, _, _) =
+            s.insert(Expiration::every(Duration::from_nanos(100)), 1_000, cb()).unwrap();
+        assert_eq!(s.earliest(), Some(1_100));
+        assert_eq!(s.collect_due(1_450), 1);
+        let fired = s.fire(s.due(0), 1_450).unwrap();
+        assert_eq!((fired.key, fired.ticks), (key, 4)); // 1100, 1200, 1300, 1400
+        assert_eq!(s.earliest(), Some(1_500));
+    }
+
+    #[test]
+    fn cancel_is_lazy_and_compaction_bounds_dead_entries() {
+        let mut s = SharedTimers::default();
+        let (keep, _, _) = s.insert(Expiration::Once(Duration::from_secs(1)), 0, cb()).unwrap();
+        for _ in 0..10 * COMPACT_MIN {
+            let (k, _, _) = s.insert(Expiration::Once(Duration::from_secs(2)), 0, cb()).unwrap();
+            s.remove(k);
+        }
+        assert!(s.heap_len() <= 2 * COMPACT_MIN + 2, "heap grew to {}", s.heap_len());
+        assert_eq!(s.earliest(), Some(1_000_000_000));
+        assert!(s.cancel(keep));
+        assert_eq!(s.earliest(), None);
+        assert_eq!(s.heap_len(), s.dead(), "only dead entries remain, all counted");
+    }
+
+    #[test]
+    fn a_timer_re_armed_during_a_pass_waits_for_the_next_pass() {
+        let mut s = SharedTimers::default();
+        let (a, _, _) = s.insert(Expiration::Once(Duration::ZERO), 10, cb()).unwrap();
+        assert_eq!(s.collect_due(20), 1);
+        let fired = s.fire(s.due(0), 20).unwrap();
+        s.set(a, Expiration::OnceAt(ClockTime::ZERO), 20).unwrap(); // into the past
+        assert!(s.restore(a, 0, fired.callback).is_none());
+        assert_eq!(s.earliest(), Some(1), "pushed for the next pass, not fired in this one");
+    }
+}

@@ -1,0 +1,51 @@
+//! Counters a reactor keeps about itself.
+
+/// A snapshot of a reactor's sources and counters, from
+/// [`Reactor::stats`](crate::Reactor::stats).
+///
+/// Gauges (the `usize` fields) say what is live now; counters (the `u64`
+/// fields) only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live timers in dedicated mode: one timerfd each.
+    pub dedicated_timers: usize,
+    /// Live timers in shared mode: entries in the heap on the shared timerfd.
+    pub shared_timers: usize,
+    /// Live I/O sources.
+    pub io_sources: usize,
+    /// Live signal sources.
+    pub signal_sources: usize,
+    /// 1 once [`Reactor::waker`](crate::Reactor::waker) has been called.
+    pub wakers: usize,
+    /// Timers (either mode) kept alive by `detach()`, with no handle left.
+    pub detached_timers: usize,
+    /// I/O sources kept alive by `detach()`.
+    pub detached_io: usize,
+    /// Timerfds this reactor holds: one per dedicated timer, plus one if any
+    /// shared timer was ever added.
+    pub timerfds_open: usize,
+    /// Entries in the shared heap, including cancelled ones not yet
+    /// collected (deletion is lazy; see the `shared` module docs).
+    pub shared_heap_entries: usize,
+    /// Returns from `epoll_wait`, timeouts included.
+    pub wakeups: u64,
+    /// Events taken from `epoll_wait` and handed to a live source.
+    pub events_dispatched: u64,
+    /// Events discarded because their source was dropped, or its slot reused,
+    /// after `epoll_wait` returned them.
+    pub stale_events: u64,
+    /// Timer expirations delivered to callbacks, missed ticks included.
+    pub timer_expirations: u64,
+}
+
+impl Stats {
+    /// Timers of both modes.
+    pub fn timers(&self) -> usize {
+        self.dedicated_timers + self.shared_timers
+    }
+
+    /// Every live source, of every kind.
+    pub fn sources(&self) -> usize {
+        self.timers() + self.io_sources + self.signal_sources + self.wakers
+    }
+}

@@ -1,0 +1,159 @@
+//! The lifecycle trace: one line per step a timer takes through the kernel.
+//!
+//! With `REACTOR_TRACE=1` in the environment, every reactor prints these to
+//! stderr; [`Reactor::set_observer`](crate::Reactor::set_observer) sends
+//! them to a closure instead. For a dedicated timer a learner sees the whole
+//! path in order:
+//!
+//! ```text
+//! reactor: timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK|TFD_CLOEXEC) = 5
+//! reactor: timerfd_settime(5, Every { first: 10ms, period: 10ms })
+//! reactor: epoll_ctl(EPOLL_CTL_ADD, 5, EPOLLIN, token 3/7)
+//! reactor: read(5) = 1 expiration -> callback
+//! reactor: timerfd_settime(5, disarm)
+//! reactor: epoll_ctl(EPOLL_CTL_DEL, 5)
+//! reactor: close(5)
+//! ```
+//!
+//! Shared timers never touch the kernel one by one, so their lines name heap
+//! operations; the shared timerfd itself shows up with the lines above.
+
+use core::fmt;
+use std::os::fd::RawFd;
+
+use timerfd_sys::{Clock, Expiration};
+
+use crate::Token;
+
+/// One step in a timer's life. `Display` renders it like an strace line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TraceEvent {
+    /// `timerfd_create` returned `fd`.
+    Create {
+        /// The new timerfd.
+        fd: RawFd,
+        /// Its clock.
+        clock: Clock,
+    },
+    /// `timerfd_settime` armed `fd`.
+    Arm {
+        /// The timerfd.
+        fd: RawFd,
+        /// What it was armed with.
+        expiration: Expiration,
+    },
+    /// `epoll_ctl(EPOLL_CTL_ADD)` registered `fd` under `token`.
+    EpollAdd {
+        /// The registered fd.
+        fd: RawFd,
+        /// What its events will carry.
+        token: Token,
+    },
+    /// `read` on `fd` returned `ticks` expirations; its callback runs next.
+    Fire {
+        /// The timerfd.
+        fd: RawFd,
+        /// Expirations, missed ticks folded in.
+        ticks: u64,
+    },
+    /// `timerfd_settime` disarmed `fd`.
+    Disarm {
+        /// The timerfd.
+        fd: RawFd,
+    },
+    /// `epoll_ctl(EPOLL_CTL_DEL)` removed `fd`.
+    EpollDel {
+        /// The fd.
+        fd: RawFd,
+    },
+    /// `fd` is being closed.
+    Close {
+        /// The fd.
+        fd: RawFd,
+    },
+    /// Shared timer `timer` was pushed on the heap, due at `deadline_ns` on
+    /// `CLOCK_MONOTONIC`.
+    HeapPush {
+        /// The shared timer's slab key.
+        timer: u32,
+        /// Its deadline, nanoseconds on `CLOCK_MONOTONIC`.
+        deadline_ns: u64,
+    },
+    /// Shared timer `timer` expired `ticks` times; its callback runs next.
+    HeapFire {
+        /// The shared timer's slab key.
+        timer: u32,
+        /// Expirations, missed ticks folded in.
+        ticks: u64,
+    },
+    /// Shared timer `timer` was disarmed or dropped; its heap entry is now
+    /// dead and will be skipped (lazy deletion).
+    HeapCancel {
+        /// The shared timer's slab key.
+        timer: u32,
+    },
+}
+
+impl fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TraceEvent::Create { fd, clock } => {
+                write!(f, "timerfd_create({}, TFD_NONBLOCK|TFD_CLOEXEC) = {fd}", clock.c_name())
+            }
+            TraceEvent::Arm { fd, expiration } => {
+                write!(f, "timerfd_settime({fd}, {expiration:?})")
+            }
+            TraceEvent::EpollAdd { fd, token } => write!(
+                f,
+                "epoll_ctl(EPOLL_CTL_ADD, {fd}, EPOLLIN, token {}/{})",
+                token.key(),
+                token.generation()
+            ),
+            TraceEvent::Fire { fd, ticks } => {
+                let s = if ticks == 1 { "" } else { "s" };
+                write!(f, "read({fd}) = {ticks} expiration{s} -> callback")
+            }
+            TraceEvent::Disarm { fd } => write!(f, "timerfd_settime({fd}, disarm)"),
+            TraceEvent::EpollDel { fd } => write!(f, "epoll_ctl(EPOLL_CTL_DEL, {fd})"),
+            TraceEvent::Close { fd } => write!(f, "close({fd})"),
+            TraceEvent::HeapPush { timer, deadline_ns } => {
+                write!(f, "heap push: shared timer {timer} due at {deadline_ns} ns")
+            }
+            TraceEvent::HeapFire { timer, ticks } => {
+                write!(f, "heap pop: shared timer {timer}, {ticks} expiration(s) -> callback")
+            }
+            TraceEvent::HeapCancel { timer } => {
+                write!(f, "heap cancel: shared timer {timer} (entry left for lazy deletion)")
+            }
+        }
+    }
+}
+
+/// A closure that receives every trace event, set with
+/// [`Reactor::set_observer`](crate::Reactor::set_observer).
+pub type Observer = Box<dyn FnMut(&TraceEvent)>;
+
+/// Where trace events go: nowhere (the default), stderr, or a closure.
+pub(crate) struct Tracer {
+    observer: Option<Observer>,
+}
+
+impl Tracer {
+    /// Print to stderr if `REACTOR_TRACE` is set to anything but `0` or empty.
+    pub(crate) fn from_env() -> Tracer {
+        let on = std::env::var_os("REACTOR_TRACE").is_some_and(|v| !v.is_empty() && v != "0");
+        Tracer { observer: on.then(|| Box::new(|e: &TraceEvent| eprintln!("reactor: {e}")) as _) }
+    }
+
+    pub(crate) fn set(&mut self, observer: Option<Observer>) {
+        self.observer = observer;
+    }
+
+    #[inline]
+    pub(crate) fn emit(&mut self, event: impl FnOnce() -> TraceEvent) {
+        if let Some(observer) = &mut self.observer {
+            observer(&event());
+        }
+    }
+}
