@@ -33,6 +33,11 @@ impl Interest {
         self.0
     }
 
+    /// `self | other`, usable in constants.
+    pub const fn union(self, other: Interest) -> Interest {
+        Interest(self.0.union(other.0))
+    }
+
     /// Whether every flag of `other` is in `self`.
     pub const fn contains(self, other: Interest) -> bool {
         self.0.contains(other.0)

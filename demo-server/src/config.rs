@@ -1,0 +1,101 @@
+//! Server settings and the duration syntax of the command line.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reactor::TimerMode;
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen; port 0 picks a free port (printed at start).
+    pub addr: SocketAddr,
+    /// Heartbeat period of the stream routes.
+    pub interval: Duration,
+    /// Mode of the heartbeat timers. Housekeeping timers (header deadline,
+    /// keep-alive idle, stats) are always shared: they are many and short-lived.
+    pub timer_mode: TimerMode,
+    /// Connections served at once, over all workers; more get 503.
+    pub max_conns: usize,
+    /// Reactor threads, each with its own `SO_REUSEPORT` listener.
+    pub workers: usize,
+    /// Time allowed for a request head to arrive (slowloris cut-off): 408.
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive connection is kept.
+    pub idle_timeout: Duration,
+    /// Bytes a connection may have queued for a slow reader before it is cut.
+    pub max_buffered: usize,
+    /// How long a shutdown waits for idle keep-alive connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            interval: Duration::from_secs(1),
+            timer_mode: TimerMode::Dedicated,
+            max_conns: default_max_conns(crate::procfs::nofile().1),
+            workers: 1,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_buffered: 64 * 1024,
+            shutdown_grace: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Safely below the fd limit: a stream costs a socket and (in dedicated
+/// mode) a timerfd, and 64 fds are kept back for the process itself.
+pub fn default_max_conns(fd_limit: u64) -> usize {
+    (fd_limit.min(1 << 20).saturating_sub(64) / 2).max(1) as usize
+}
+
+/// Parse `100ms`, `1s`, `2m`, `500us`, `250ns`, or a decimal like `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{s}': expected a number followed by a unit, like 100ms"))?;
+    let scale = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "" => return Err(format!("'{s}': missing unit (ns, us, ms, s or m)")),
+        other => return Err(format!("'{s}': unknown unit '{other}' (ns, us, ms, s or m)")),
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(format!("'{s}': out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ns"), Ok(Duration::from_nanos(250)));
+        assert!(parse_duration("10").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("10h").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("1e300s").is_err());
+    }
+
+    #[test]
+    fn default_max_conns_leaves_room() {
+        assert_eq!(default_max_conns(20_000), 9_968);
+        assert_eq!(default_max_conns(256), 96);
+        assert_eq!(default_max_conns(10), 1);
+    }
+}

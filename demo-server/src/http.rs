@@ -1,0 +1,379 @@
+//! HTTP/1.1 request heads: parse with httparse, decide the status for
+//! everything this server refuses. Pure functions, no I/O.
+
+use std::fmt::Write as _;
+
+/// Largest request head accepted; more is `431`.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Most headers accepted; more is `431`.
+pub const MAX_HEADERS: usize = 64;
+
+/// The routes this server knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `/`: the dashboard page.
+    Dashboard,
+    /// `/metrics`: Prometheus text format.
+    Metrics,
+    /// `/stream/fixed`: SSE heartbeats from a timer owned by the connection.
+    Fixed,
+    /// `/stream/leaky`: SSE heartbeats from a detached timer.
+    Leaky,
+    /// `/stream/stats`: SSE JSON snapshots for the dashboard.
+    Stats,
+}
+
+impl Route {
+    fn from_path(path: &str) -> Option<Route> {
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        Some(match path {
+            "/" | "/index.html" => Route::Dashboard,
+            "/metrics" => Route::Metrics,
+            "/stream/fixed" => Route::Fixed,
+            "/stream/leaky" => Route::Leaky,
+            "/stream/stats" => Route::Stats,
+            _ => return None,
+        })
+    }
+
+    /// Whether the route is an event stream.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Route::Fixed | Route::Leaky | Route::Stats)
+    }
+
+    /// The label used in metrics (`route="fixed"`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Dashboard => "dashboard",
+            Route::Metrics => "metrics",
+            Route::Fixed => "fixed",
+            Route::Leaky => "leaky",
+            Route::Stats => "stats",
+        }
+    }
+}
+
+/// A request this server will answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Which page or stream.
+    pub route: Route,
+    /// `HEAD`: headers only.
+    pub head_only: bool,
+    /// Whether the connection may stay open after the response.
+    pub keep_alive: bool,
+    /// A well-formed `Last-Event-ID` (a decimal `u64`); malformed ones are ignored.
+    pub last_event_id: Option<u64>,
+}
+
+/// What a buffer of request bytes holds so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// The head is not complete yet.
+    Partial,
+    /// A request, and how many bytes of the buffer it used.
+    Request(Request, usize),
+    /// A request that gets this status. `close` says whether the connection
+    /// must close after it (the request could not be delimited, or it had a
+    /// body we will not read).
+    Reject {
+        /// The status to answer with.
+        status: Status,
+        /// Close after answering.
+        close: bool,
+        /// `HEAD`: headers only.
+        head_only: bool,
+        /// Bytes used, when the connection can continue.
+        consumed: usize,
+    },
+}
+
+/// The statuses this server sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// 200 OK.
+    Ok,
+    /// 204 No Content: what a stream route answers during shutdown, so
+    /// EventSource stops reconnecting.
+    NoContent,
+    /// 400 Bad Request.
+    BadRequest,
+    /// 404 Not Found.
+    NotFound,
+    /// 405 Method Not Allowed, with `Allow: GET, HEAD`.
+    MethodNotAllowed,
+    /// 408 Request Timeout: the head did not arrive in time.
+    RequestTimeout,
+    /// 413 Content Too Large: these routes take no body.
+    ContentTooLarge,
+    /// 431 Request Header Fields Too Large.
+    HeaderTooLarge,
+    /// 503 Service Unavailable, with `Retry-After`.
+    Unavailable,
+}
+
+impl Status {
+    /// Every status, in code order (for metrics).
+    pub const ALL: [Status; 9] = [
+        Status::Ok,
+        Status::NoContent,
+        Status::BadRequest,
+        Status::NotFound,
+        Status::MethodNotAllowed,
+        Status::RequestTimeout,
+        Status::ContentTooLarge,
+        Status::HeaderTooLarge,
+        Status::Unavailable,
+    ];
+
+    /// The numeric code.
+    pub fn code(self) -> u16 {
+        match self {
+            Status::Ok => 200,
+            Status::NoContent => 204,
+            Status::BadRequest => 400,
+            Status::NotFound => 404,
+            Status::MethodNotAllowed => 405,
+            Status::RequestTimeout => 408,
+            Status::ContentTooLarge => 413,
+            Status::HeaderTooLarge => 431,
+            Status::Unavailable => 503,
+        }
+    }
+
+    /// The reason phrase.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::NoContent => "No Content",
+            Status::BadRequest => "Bad Request",
+            Status::NotFound => "Not Found",
+            Status::MethodNotAllowed => "Method Not Allowed",
+            Status::RequestTimeout => "Request Timeout",
+            Status::ContentTooLarge => "Content Too Large",
+            Status::HeaderTooLarge => "Request Header Fields Too Large",
+            Status::Unavailable => "Service Unavailable",
+        }
+    }
+
+    /// Index into [`Status::ALL`].
+    pub fn index(self) -> usize {
+        Status::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+fn reject(status: Status, close: bool, head_only: bool, consumed: usize) -> Parsed {
+    Parsed::Reject { status, close, head_only, consumed }
+}
+
+/// Parse the first request head in `buf`.
+pub fn parse(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let consumed = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+            return reject(Status::HeaderTooLarge, true, false, 0);
+        }
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            return reject(Status::HeaderTooLarge, true, false, 0);
+        }
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => {
+            return reject(Status::HeaderTooLarge, true, false, 0);
+        }
+        Err(_) => return reject(Status::BadRequest, true, false, 0),
+    };
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return reject(Status::BadRequest, true, false, 0);
+    };
+    let head_only = method == "HEAD";
+    let http10 = version == 0;
+
+    let mut host = false;
+    let mut connection_close = false;
+    let mut connection_keep_alive = false;
+    let mut content_length: Option<u64> = None;
+    let mut chunked_or_te = false;
+    let mut last_event_id = None;
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+        if h.name.eq_ignore_ascii_case("host") {
+            host = true;
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',') {
+                let token = token.trim();
+                connection_close |= token.eq_ignore_ascii_case("close");
+                connection_keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let Ok(n) = value.parse::<u64>() else {
+                return reject(Status::BadRequest, true, head_only, 0);
+            };
+            if content_length.is_some_and(|m| m != n) {
+                return reject(Status::BadRequest, true, head_only, 0);
+            }
+            content_length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked_or_te = true;
+        } else if h.name.eq_ignore_ascii_case("last-event-id") {
+            last_event_id = value.parse::<u64>().ok();
+        }
+    }
+    if !http10 && !host {
+        return reject(Status::BadRequest, true, head_only, 0);
+    }
+    if chunked_or_te && content_length.is_some() {
+        return reject(Status::BadRequest, true, head_only, 0);
+    }
+    if chunked_or_te || content_length.is_some_and(|n| n > 0) {
+        return reject(Status::ContentTooLarge, true, head_only, 0);
+    }
+    let keep_alive = if http10 { connection_keep_alive } else { !connection_close };
+    let Some(route) = Route::from_path(path) else {
+        return reject(Status::NotFound, !keep_alive, head_only, consumed);
+    };
+    if method != "GET" && method != "HEAD" {
+        return reject(Status::MethodNotAllowed, !keep_alive, head_only, consumed);
+    }
+    Parsed::Request(Request { route, head_only, keep_alive, last_event_id }, consumed)
+}
+
+/// A complete response with a body (`Content-Length` set); `head_only`
+/// drops the body but keeps the length, as HEAD requires.
+pub fn response(
+    out: &mut Vec<u8>,
+    status: Status,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+    head_only: bool,
+) {
+    let mut head = String::with_capacity(160);
+    let _ = write!(
+        head,
+        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: {}\r\n",
+        status.code(),
+        status.reason(),
+        body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    match status {
+        Status::MethodNotAllowed => head.push_str("Allow: GET, HEAD\r\n"),
+        Status::Unavailable => head.push_str("Retry-After: 1\r\n"),
+        _ => {}
+    }
+    head.push_str("\r\n");
+    out.extend_from_slice(head.as_bytes());
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// The plain-text error response for `status`.
+pub fn error_response(out: &mut Vec<u8>, status: Status, keep_alive: bool, head_only: bool) {
+    let body = format!("{} {}\n", status.code(), status.reason());
+    response(out, status, "text/plain; charset=utf-8", body.as_bytes(), keep_alive, head_only);
+}
+
+/// The head of an event stream: no `Content-Length`; the body runs until
+/// the connection closes.
+/// `Access-Control-Allow-Origin: *` lets the dashboard spread its streams
+/// over several `*.localhost` names (browsers allow 6 connections per host).
+pub const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n";
+
+/// A 503 sent to a connection refused before it was read (`--max-conns`, or
+/// the spare-fd trick under EMFILE).
+pub const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nRetry-After: 1\r\nConnection: close\r\n\r\nover limit.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(buf: &[u8]) -> u16 {
+        match parse(buf) {
+            Parsed::Request(..) => 200,
+            Parsed::Reject { status, .. } => status.code(),
+            Parsed::Partial => 0,
+        }
+    }
+
+    #[test]
+    fn statuses_for_bad_requests() {
+        assert_eq!(status(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+        assert_eq!(status(b"GET /stream/fixed HTTP/1.1\r\n\r\n"), 400, "1.1 without Host");
+        assert_eq!(status(b"GET /stream/fixed HTTP/1.0\r\n\r\n"), 200, "1.0 needs no Host");
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"), 413);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"), 200);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), 413);
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            400
+        );
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n"), 400);
+        assert_eq!(status(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"), 404);
+        assert_eq!(status(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), 405);
+        assert_eq!(status(b"GARBAGE\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\n"), 0, "partial");
+        let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
+        big.resize(MAX_HEAD + 10, b'a');
+        assert_eq!(status(&big), 431, "head over 8 KiB");
+        let mut many = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..MAX_HEADERS + 1 {
+            many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(status(&many), 431, "too many headers");
+    }
+
+    #[test]
+    fn keep_alive_follows_version_and_connection_header() {
+        let ka = |b: &[u8]| match parse(b) {
+            Parsed::Request(r, _) => r.keep_alive,
+            other => panic!("{other:?}"),
+        };
+        assert!(ka(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!ka(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn last_event_id_is_parsed_or_ignored() {
+        let id = |b: &[u8]| match parse(b) {
+            Parsed::Request(r, _) => r.last_event_id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            id(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 41\r\n\r\n"),
+            Some(41)
+        );
+        assert_eq!(id(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: x1\r\n\r\n"), None);
+        assert_eq!(id(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: -3\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn pipelined_requests_parse_one_at_a_time() {
+        let two = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let Parsed::Request(first, used) = parse(two) else { panic!() };
+        assert_eq!(first.route, Route::Metrics);
+        let Parsed::Request(second, _) = parse(&two[used..]) else { panic!() };
+        assert_eq!((second.route, second.head_only), (Route::Dashboard, true));
+    }
+
+    #[test]
+    fn head_keeps_content_length_and_drops_the_body() {
+        let mut out = Vec::new();
+        response(&mut out, Status::Ok, "text/plain", b"hello", true, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Content-Length: 5\r\n") && text.ends_with("\r\n\r\n"));
+        assert_eq!(
+            OVERLOADED.len() - OVERLOADED.windows(4).position(|w| w == b"\r\n\r\n").unwrap() - 4,
+            12
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! An SSE server on the reactor that reproduces the "heartbeat ticker that
+//! is never stopped" leak next to its fix, and makes the difference visible.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`config`] | settings, and the `100ms`/`1s` duration syntax |
+//! | [`http`] | request heads: parsing, statuses, responses |
+//! | [`sse`] | the event-stream wire format |
+//! | `conn` | one connection: buffers, timers, stream state |
+//! | `worker` | one reactor thread: accept, read, answer, stream, close |
+//! | [`server`] | listeners, worker threads, signals, shutdown |
+//! | [`metrics`] | counters, `/metrics` text and `/stream/stats` JSON |
+//! | [`procfs`] | what `/proc/self` says about our fds |
+//!
+//! # The leak and the fix
+//!
+//! Both stream routes arm a periodic heartbeat timer when a client
+//! connects. On `/stream/fixed` the connection owns the timer's handle, so
+//! when the client goes (RDHUP, HUP, a read of 0, EPIPE, ECONNRESET) the
+//! connection is removed and the timer with it: `epoll_ctl(DEL)` and
+//! `close`. On `/stream/leaky` the handle is detached when the stream
+//! starts, the way a Go handler leaks a `time.Ticker` it never `Stop()`s:
+//! after the client leaves, the timer fires forever for nobody.
+//!
+//! In dedicated mode (the default) each such timer is a timerfd, so every
+//! closed leaky stream leaves exactly one more fd in `/proc/PID/fd`, until
+//! `accept` or `timerfd_create` meets EMFILE. In shared mode the timers are
+//! heap entries on one timerfd: the fd count stays flat, while
+//! `reactor_timers_active{mode="shared"}`, `reactor_shared_heap_entries`
+//! and the wake-up rate climb instead. (Go's runtime is like shared mode:
+//! its tickers are heap entries, not timerfds.)
+
+#![cfg(target_os = "linux")]
+
+pub mod config;
+mod conn;
+pub mod http;
+pub mod metrics;
+pub mod procfs;
+pub mod server;
+pub mod sse;
+mod worker;
+
+/// The dashboard: one HTML file, inline script and style, no build step.
+pub const DASHBOARD: &str = include_str!("dashboard.html");

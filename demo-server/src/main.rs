@@ -1,0 +1,109 @@
+//! `demo-server`: run the SSE demo (`serve`, the default).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use demo_server::config::{Config, parse_duration};
+use reactor::TimerMode;
+
+#[derive(Parser)]
+#[command(
+    name = "demo-server",
+    version,
+    about = "SSE heartbeats on a timerfd reactor: the 'ticker never stopped' leak next to its fix",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the dashboard, /stream/fixed, /stream/leaky and /metrics (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// One timerfd per heartbeat timer: every timer visible in /proc/PID/fd.
+    Dedicated,
+    /// All heartbeat timers in one heap on one timerfd.
+    Shared,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Heartbeat period, like 100ms or 1s.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Heartbeat timer mode.
+    #[arg(long, value_enum, default_value = "dedicated")]
+    timer_mode: Mode,
+    /// Most connections at once; more get 503 [default: (fd limit - 64) / 2].
+    #[arg(long)]
+    max_conns: Option<usize>,
+    /// Reactor threads, each with its own SO_REUSEPORT listener.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Time allowed for a request head (slowloris cut-off, answered 408).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Time an idle keep-alive connection is kept.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+}
+
+impl ServeArgs {
+    fn config(self) -> Result<Config, String> {
+        if self.interval.is_zero() {
+            return Err("--interval must be above zero".into());
+        }
+        if self.workers == 0 || self.workers > 256 {
+            return Err("--workers must be between 1 and 256".into());
+        }
+        let defaults = Config::default();
+        Ok(Config {
+            addr: self.addr,
+            interval: self.interval,
+            timer_mode: match self.timer_mode {
+                Mode::Dedicated => TimerMode::Dedicated,
+                Mode::Shared => TimerMode::Shared,
+            },
+            max_conns: self.max_conns.unwrap_or(defaults.max_conns).max(1),
+            workers: self.workers,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            ..defaults
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let cfg = match args.config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("demo-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match demo_server::server::serve(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Counters shared by every worker, rendered as Prometheus text (format
+//! 0.0.4) for `/metrics` and as JSON for `/stream/stats`.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use reactor::Stats;
+
+use crate::http::{Route, Status};
+use crate::procfs::FdCounts;
+
+/// Stream routes, in the order of the per-route arrays.
+pub const STREAM_ROUTES: [Route; 3] = [Route::Fixed, Route::Leaky, Route::Stats];
+
+/// Why an `accept` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptError {
+    /// `EMFILE`: this process is at its fd limit.
+    Emfile,
+    /// `ENFILE`: the system is.
+    Enfile,
+    /// Anything else.
+    Other,
+}
+
+impl AcceptError {
+    const ALL: [AcceptError; 3] = [AcceptError::Emfile, AcceptError::Enfile, AcceptError::Other];
+    fn label(self) -> &'static str {
+        match self {
+            AcceptError::Emfile => "emfile",
+            AcceptError::Enfile => "enfile",
+            AcceptError::Other => "other",
+        }
+    }
+}
+
+/// Everything `/metrics` reports, shared by the workers.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    streams_active: [AtomicU64; 3],
+    streams_total: [AtomicU64; 3],
+    orphans: [AtomicU64; 3],
+    orphan_ticks: AtomicU64,
+    heartbeats: AtomicU64,
+    responses: [AtomicU64; Status::ALL.len()],
+    accept_errors: [AtomicU64; 3],
+    /// Connections open now, over all workers (for `--max-conns`).
+    pub connections: AtomicU64,
+    /// Each worker's reactor stats, published after every turn.
+    workers: Vec<Mutex<Stats>>,
+}
+
+fn route_index(route: Route) -> usize {
+    STREAM_ROUTES.iter().position(|r| *r == route).unwrap_or(0)
+}
+
+impl Metrics {
+    /// Metrics for `workers` workers.
+    pub fn new(workers: usize) -> Metrics {
+        Metrics { workers: (0..workers).map(|_| Mutex::default()).collect(), ..Metrics::default() }
+    }
+
+    /// A stream on `route` started.
+    pub fn stream_opened(&self, route: Route) {
+        self.streams_active[route_index(route)].fetch_add(1, Relaxed);
+        self.streams_total[route_index(route)].fetch_add(1, Relaxed);
+    }
+
+    /// A stream on `route` ended; `orphaned` if it left its timer running.
+    pub fn stream_closed(&self, route: Route, orphaned: bool) {
+        self.streams_active[route_index(route)].fetch_sub(1, Relaxed);
+        if orphaned {
+            self.orphans[route_index(route)].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A heartbeat was written to a client.
+    pub fn heartbeat(&self) {
+        self.heartbeats.fetch_add(1, Relaxed);
+    }
+
+    /// An orphaned timer fired with nobody to write to.
+    pub fn orphan_tick(&self, ticks: u64) {
+        self.orphan_ticks.fetch_add(ticks, Relaxed);
+    }
+
+    /// A response with `status` was sent.
+    pub fn response(&self, status: Status) {
+        self.responses[status.index()].fetch_add(1, Relaxed);
+    }
+
+    /// `accept` failed.
+    pub fn accept_error(&self, e: AcceptError) {
+        self.accept_errors[e as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Publish worker `i`'s reactor stats.
+    pub fn publish(&self, i: usize, stats: Stats) {
+        if let Some(slot) = self.workers.get(i) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+        }
+    }
+
+    /// Active streams on `route`.
+    pub fn active(&self, route: Route) -> u64 {
+        self.streams_active[route_index(route)].load(Relaxed)
+    }
+
+    /// Orphaned timers left by `route`.
+    pub fn orphans(&self, route: Route) -> u64 {
+        self.orphans[route_index(route)].load(Relaxed)
+    }
+
+    /// The sum of every worker's published stats.
+    pub fn reactor_totals(&self) -> Stats {
+        let mut t = Stats::default();
+        for w in &self.workers {
+            let s = *w.lock().unwrap_or_else(|p| p.into_inner());
+            t.dedicated_timers += s.dedicated_timers;
+            t.shared_timers += s.shared_timers;
+            t.detached_timers += s.detached_timers;
+            t.timerfds_open += s.timerfds_open;
+            t.shared_heap_entries += s.shared_heap_entries;
+            t.io_sources += s.io_sources;
+            t.wakeups += s.wakeups;
+            t.events_dispatched += s.events_dispatched;
+            t.stale_events += s.stale_events;
+            t.timer_expirations += s.timer_expirations;
+        }
+        t
+    }
+
+    /// The Prometheus text exposition, format 0.0.4.
+    pub fn render(&self, fds: FdCounts) -> String {
+        let r = self.reactor_totals();
+        let mut out = String::with_capacity(4096);
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let one = |v: String| vec![(String::new(), v)];
+        let per_route = |a: &[AtomicU64; 3], routes: &[Route]| -> Vec<(String, String)> {
+            routes
+                .iter()
+                .map(|r| {
+                    (
+                        format!("{{route=\"{}\"}}", r.label()),
+                        a[route_index(*r)].load(Relaxed).to_string(),
+                    )
+                })
+                .collect()
+        };
+        family(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            &one(fds.open.to_string()),
+        );
+        family(
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors (soft RLIMIT_NOFILE).",
+            &one(fds.max.to_string()),
+        );
+        family(
+            "process_fd_usage_ratio",
+            "gauge",
+            "Open file descriptors divided by the soft limit.",
+            &one(format!("{:.6}", fds.usage_ratio())),
+        );
+        family(
+            "timerfds_open",
+            "gauge",
+            "Timerfds open in this process, counted from /proc/self/fd.",
+            &one(fds.timerfds.to_string()),
+        );
+        family(
+            "reactor_timers_active",
+            "gauge",
+            "Live reactor timers by mode (dedicated: one timerfd each; shared: heap entries on one timerfd).",
+            &[
+                ("{mode=\"dedicated\"}".into(), r.dedicated_timers.to_string()),
+                ("{mode=\"shared\"}".into(), r.shared_timers.to_string()),
+            ],
+        );
+        family(
+            "reactor_detached_timers",
+            "gauge",
+            "Timers kept alive by detach(), with no handle left.",
+            &one(r.detached_timers.to_string()),
+        );
+        family(
+            "reactor_shared_heap_entries",
+            "gauge",
+            "Entries in the shared-timer heaps, cancelled ones not yet collected included.",
+            &one(r.shared_heap_entries.to_string()),
+        );
+        family(
+            "sse_streams_active",
+            "gauge",
+            "Open event streams by route.",
+            &per_route(&self.streams_active, &STREAM_ROUTES),
+        );
+        family(
+            "sse_streams_total",
+            "counter",
+            "Event streams opened by route.",
+            &per_route(&self.streams_total, &STREAM_ROUTES),
+        );
+        family(
+            "sse_orphan_timers",
+            "gauge",
+            "Heartbeat timers still firing for a stream whose client is gone.",
+            &per_route(&self.orphans, &[Route::Fixed, Route::Leaky]),
+        );
+        family(
+            "sse_orphan_ticks_total",
+            "counter",
+            "Expirations of orphaned timers: wake-ups that served nobody.",
+            &one(self.orphan_ticks.load(Relaxed).to_string()),
+        );
+        family(
+            "sse_heartbeats_total",
+            "counter",
+            "Heartbeat events written to clients.",
+            &one(self.heartbeats.load(Relaxed).to_string()),
+        );
+        family(
+            "reactor_wakeups_total",
+            "counter",
+            "Returns from epoll_wait, over all workers.",
+            &one(r.wakeups.to_string()),
+        );
+        family(
+            "reactor_stale_events_total",
+            "counter",
+            "Events discarded because their source was dropped in the same batch.",
+            &one(r.stale_events.to_string()),
+        );
+        family(
+            "timer_expirations_total",
+            "counter",
+            "Timer expirations delivered to callbacks, missed ticks included.",
+            &one(r.timer_expirations.to_string()),
+        );
+        let responses: Vec<_> = Status::ALL
+            .iter()
+            .map(|s| {
+                (
+                    format!("{{code=\"{}\"}}", s.code()),
+                    self.responses[s.index()].load(Relaxed).to_string(),
+                )
+            })
+            .collect();
+        family(
+            "http_responses_total",
+            "counter",
+            "HTTP responses sent, by status code.",
+            &responses,
+        );
+        let accept: Vec<_> = AcceptError::ALL
+            .iter()
+            .map(|e| {
+                (
+                    format!("{{reason=\"{}\"}}", e.label()),
+                    self.accept_errors[*e as usize].load(Relaxed).to_string(),
+                )
+            })
+            .collect();
+        family("accept_errors_total", "counter", "accept() failures by reason.", &accept);
+        family(
+            "http_connections_open",
+            "gauge",
+            "Client connections open now.",
+            &one(self.connections.load(Relaxed).to_string()),
+        );
+        out
+    }
+
+    /// One JSON line for `/stream/stats`.
+    pub fn snapshot_json(&self, fds: FdCounts, unix_ms: u128) -> String {
+        let r = self.reactor_totals();
+        let (fixed, leaky) = (Route::Fixed, Route::Leaky);
+        format!(
+            concat!(
+                "{{\"t\":{},\"open_fds\":{},\"max_fds\":{},\"timerfds\":{},",
+                "\"streams\":{{\"fixed\":{},\"leaky\":{}}},",
+                "\"timers_by_route\":{{\"fixed\":{},\"leaky\":{}}},",
+                "\"orphans\":{{\"fixed\":{},\"leaky\":{}}},",
+                "\"timers_by_mode\":{{\"dedicated\":{},\"shared\":{}}},",
+                "\"wakeups\":{},\"expirations\":{},\"heartbeats\":{},\"connections\":{}}}"
+            ),
+            unix_ms,
+            fds.open,
+            fds.max,
+            fds.timerfds,
+            self.active(fixed),
+            self.active(leaky),
+            self.active(fixed) + self.orphans(fixed),
+            self.active(leaky) + self.orphans(leaky),
+            self.orphans(fixed),
+            self.orphans(leaky),
+            r.dedicated_timers,
+            r.shared_timers,
+            r.wakeups,
+            r.timer_expirations,
+            self.heartbeats.load(Relaxed),
+            self.connections.load(Relaxed),
+        )
+    }
+}

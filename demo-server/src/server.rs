@@ -1,0 +1,176 @@
+//! `serve`: listeners, worker threads, and shutdown on SIGINT/SIGTERM.
+//!
+//! The main thread blocks SIGINT and SIGTERM (through the reactor's signal
+//! source) before it spawns any worker, so the workers inherit the blocked
+//! mask and the signals can only arrive at the main thread's signalfd. On a
+//! signal it sets the shutdown flag and wakes every worker with its waker.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc;
+
+use reactor::{Reactor, Signal, TimerMode, Waker};
+use rustix::net::{
+    AddressFamily, SocketFlags, SocketType, bind, getsockname, listen, socket_with, sockopt,
+};
+use rustix::process::{Resource, Rlimit, setrlimit};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::procfs::nofile;
+
+/// Why `serve` could not start or keep running.
+#[derive(Debug)]
+pub enum ServeError {
+    /// Creating, binding or listening on a socket failed.
+    Listen(SocketAddr, rustix::io::Errno),
+    /// The reactor failed.
+    Reactor(reactor::Error),
+    /// A worker thread could not be started, or panicked.
+    Worker(String),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ServeError::Reactor(e) => write!(f, "reactor: {e}"),
+            ServeError::Worker(e) => write!(f, "worker: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<reactor::Error> for ServeError {
+    fn from(e: reactor::Error) -> Self {
+        ServeError::Reactor(e)
+    }
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let (soft, hard) = nofile();
+    if soft < hard {
+        let limit = Rlimit { current: Some(hard), maximum: Some(hard) };
+        if setrlimit(Resource::Nofile, limit).is_ok() {
+            return hard;
+        }
+    }
+    soft
+}
+
+/// A nonblocking listening socket with `SO_REUSEPORT`, so every worker can
+/// have its own and the kernel spreads connections over them.
+fn listener(addr: SocketAddr) -> Result<OwnedFd, ServeError> {
+    let fail = |e| ServeError::Listen(addr, e);
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let fd =
+        socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)
+            .map_err(fail)?;
+    sockopt::set_socket_reuseaddr(&fd, true).map_err(fail)?;
+    sockopt::set_socket_reuseport(&fd, true).map_err(fail)?;
+    bind(&fd, &addr).map_err(fail)?;
+    listen(&fd, 1024).map_err(fail)?;
+    Ok(fd)
+}
+
+/// Run the server until SIGINT or SIGTERM, then shut down cleanly.
+pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
+    let fd_limit = raise_fd_limit();
+    cfg.workers = cfg.workers.max(1);
+
+    // Signals first: blocked here, so every thread spawned below inherits
+    // the blocked mask and only this thread's signalfd sees them.
+    let main = Reactor::new()?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let wakers: Arc<std::sync::Mutex<Vec<Waker>>> = Arc::default();
+    let (flag, all) = (shutdown.clone(), wakers.clone());
+    let _signals = main.add_signals(&[Signal::INT, Signal::TERM], move |ctx, info| {
+        let name = if info.signal == Signal::INT { "SIGINT" } else { "SIGTERM" };
+        eprintln!("demo-server: {name} from pid {}: shutting down", info.pid);
+        flag.store(true, Relaxed);
+        for w in all.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = w.wake();
+        }
+        ctx.stop();
+    })?;
+
+    let first = listener(cfg.addr)?;
+    let local =
+        getsockname(&first).ok().and_then(|a| SocketAddr::try_from(a).ok()).unwrap_or(cfg.addr);
+    let mut listeners = vec![first];
+    for _ in 1..cfg.workers {
+        listeners.push(listener(local)?);
+    }
+    cfg.addr = local;
+    banner(&cfg, fd_limit);
+
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::new(cfg.workers));
+    let (tx, rx) = mpsc::channel::<Result<Waker, reactor::Error>>();
+    let mut threads = Vec::new();
+    for (index, fd) in listeners.into_iter().enumerate() {
+        let (cfg, metrics, shutdown, tx) =
+            (cfg.clone(), metrics.clone(), shutdown.clone(), tx.clone());
+        let spawned =
+            std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || {
+                let reactor = match Reactor::new().and_then(|r| r.waker().map(|w| (r, w))) {
+                    Ok((r, w)) => {
+                        let _ = tx.send(Ok(w));
+                        r
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return Err(e);
+                    }
+                };
+                crate::worker::run(index, cfg, metrics, fd, &shutdown, &reactor)
+            });
+        threads.push(spawned.map_err(|e| ServeError::Worker(e.to_string()))?);
+    }
+    drop(tx);
+    for _ in 0..threads.len() {
+        match rx.recv() {
+            Ok(Ok(w)) => wakers.lock().unwrap_or_else(|p| p.into_inner()).push(w),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => break,
+        }
+    }
+    // A signal that arrived before the wakers were registered set the flag;
+    // wake everyone once more so nobody sleeps through it.
+    main.run_until(|| shutdown.load(Relaxed))?;
+    for w in wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = w.wake();
+    }
+    for t in threads {
+        match t.join() {
+            Ok(result) => result?,
+            Err(_) => return Err(ServeError::Worker("a worker panicked".into())),
+        }
+    }
+    eprintln!("demo-server: all streams closed, exiting");
+    Ok(())
+}
+
+fn banner(cfg: &Config, fd_limit: u64) {
+    let url = format!("http://{}/", cfg.addr);
+    let mode = match cfg.timer_mode {
+        TimerMode::Dedicated => "dedicated (one timerfd per heartbeat)",
+        TimerMode::Shared => "shared (heartbeats in one heap on one timerfd)",
+    };
+    println!("demo-server listening on {url}");
+    println!("  dashboard: {url}");
+    println!("  fixed stream: curl -N {url}stream/fixed");
+    println!("  leaky stream: curl -N {url}stream/leaky");
+    println!("  metrics:      curl -s {url}metrics");
+    println!("  pid {}, heartbeat every {:?}, timers {mode}", std::process::id(), cfg.interval);
+    println!(
+        "  {} worker(s), max {} connections, fd limit {fd_limit}; watch it with: ls -l /proc/{}/fd | grep -c timerfd",
+        cfg.workers,
+        cfg.max_conns,
+        std::process::id()
+    );
+}

@@ -1,0 +1,81 @@
+//! Server-Sent Events on the wire ([the SSE spec]): `field: value` lines,
+//! an empty line ending each event.
+//!
+//! [the SSE spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use crate::http::Route;
+
+/// Reconnection delay sent to clients in the `retry:` line, in milliseconds.
+pub const RETRY_MS: u32 = 2000;
+
+/// The first bytes of a stream, flushed with the response head: a `retry:`
+/// line, then an `open` event that says what the stream is.
+pub fn opening(
+    out: &mut Vec<u8>,
+    route: Route,
+    interval: Duration,
+    mode: &str,
+    resumed_from: Option<u64>,
+) {
+    let resumed = resumed_from.map_or_else(|| "null".to_string(), |n| n.to_string());
+    let _ = write!(
+        out,
+        "retry: {RETRY_MS}\n\nevent: open\ndata: {{\"route\":\"{}\",\"interval_ms\":{},\"timer_mode\":\"{mode}\",\"resumed_from\":{resumed}}}\n\n",
+        route.label(),
+        interval.as_millis(),
+    );
+}
+
+/// One heartbeat: `id:` is the stream's sequence number; the data carries
+/// the timer's expiration count and the ticks it missed (count - 1).
+/// Written into a stack buffer: no allocation per heartbeat.
+pub fn heartbeat(buf: &mut [u8; 160], route: Route, seq: u64, expirations: u64) -> usize {
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(
+        cursor,
+        "id: {seq}\ndata: {{\"seq\":{seq},\"route\":\"{}\",\"expirations\":{expirations},\"missed\":{}}}\n\n",
+        route.label(),
+        expirations.saturating_sub(1),
+    );
+    cursor.position() as usize
+}
+
+/// The last event of a stream ended by a server shutdown.
+pub const SHUTDOWN: &[u8] = b"event: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n";
+
+/// A JSON payload as one `data:` event (the payload must have no newline).
+pub fn data_event(out: &mut Vec<u8>, json: &str) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_wire_format() {
+        let mut buf = [0u8; 160];
+        let n = heartbeat(&mut buf, Route::Fixed, 7, 3);
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            "id: 7\ndata: {\"seq\":7,\"route\":\"fixed\",\"expirations\":3,\"missed\":2}\n\n"
+        );
+        let n = heartbeat(&mut buf, Route::Leaky, u64::MAX, u64::MAX);
+        assert!(buf[..n].ends_with(b"}\n\n"), "the largest values still fit");
+    }
+
+    #[test]
+    fn opening_has_retry_then_an_event() {
+        let mut out = Vec::new();
+        opening(&mut out, Route::Leaky, Duration::from_millis(100), "shared", Some(9));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("retry: 2000\n\nevent: open\ndata: {"));
+        assert!(text.contains("\"interval_ms\":100") && text.contains("\"resumed_from\":9"));
+        assert!(text.ends_with("}\n\n"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The two stream routes end to end over loopback: wire format, resume,
+//! and what closing a stream leaves behind in each.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use common::{SOON, Server, open_stream, read_heartbeats, read_response, wait_until};
+
+#[test]
+fn both_stream_routes_speak_sse() {
+    let server = Server::start(&["--interval", "50ms"]);
+    for route in ["fixed", "leaky"] {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        write!(s, "GET /stream/{route} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let head = read_response(&mut s, true);
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("content-type"), Some("text/event-stream"));
+        assert_eq!(head.header("cache-control"), Some("no-cache"));
+        assert_eq!(head.header("content-length"), None, "a stream has no length");
+        let text = read_heartbeats(&mut s, 3);
+        assert!(text.starts_with("retry: 2000\n\nevent: open\ndata: {"), "{route}: {text}");
+        assert!(text.contains(&format!("\"route\":\"{route}\"")));
+        let events: Vec<&str> = text.split("\n\n").filter(|e| e.starts_with("id: ")).collect();
+        for (i, e) in events.iter().take(3).enumerate() {
+            let seq = i + 1;
+            assert!(
+                e.starts_with(&format!(
+                    "id: {seq}\ndata: {{\"seq\":{seq},\"route\":\"{route}\",\"expirations\":"
+                )),
+                "{route}: event {seq}: {e}"
+            );
+            assert!(e.contains("\"missed\":"));
+        }
+    }
+}
+
+#[test]
+fn last_event_id_resumes_the_sequence_and_a_malformed_one_is_ignored() {
+    let server = Server::start(&["--interval", "30ms"]);
+    for (header, first) in [("Last-Event-ID: 41\r\n", 42), ("Last-Event-ID: forty\r\n", 1)] {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        write!(s, "GET /stream/fixed HTTP/1.1\r\nHost: t\r\n{header}\r\n").unwrap();
+        let text = read_heartbeats(&mut s, 1);
+        assert!(
+            text.contains(&format!("\nid: {first}\ndata: {{\"seq\":{first},")),
+            "{header}: {text}"
+        );
+    }
+}
+
+fn close_like(s: TcpStream, how: usize) {
+    match how % 3 {
+        0 => drop(s), // FIN
+        1 => {
+            // RST: linger 0, then close
+            rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO)).unwrap();
+            drop(s);
+        }
+        _ => {
+            s.shutdown(Shutdown::Write).unwrap(); // half-close: the server sees RDHUP
+            let mut s = s;
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink); // the server closes its side in turn
+        }
+    }
+}
+
+#[test]
+fn two_hundred_fixed_streams_closed_by_fin_rst_or_shut_wr_leave_nothing_behind() {
+    let server = Server::start(&["--interval", "20ms"]);
+    // Warm up once so lazily created things (the shared housekeeping timer
+    // fd, the spare fd) are in the baseline.
+    close_like(open_stream(server.addr, "fixed"), 0);
+    assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 0.0));
+    let timers = server.metric("reactor_timers_active{mode=\"dedicated\"}");
+    let (fds, timerfds) = (server.settled_fds(1), server.timerfds());
+
+    for i in 0..200 {
+        let mut s = open_stream(server.addr, "fixed");
+        if i % 10 == 0 {
+            read_heartbeats(&mut s, 1); // some get a heartbeat before they go
+        }
+        close_like(s, i);
+    }
+    assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 0.0));
+    assert_eq!(server.settled_fds(1), fds, "fd count back at its baseline");
+    assert_eq!(server.timerfds(), timerfds, "a fixed stream's timerfd outlived it");
+    assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), timers);
+    assert_eq!(server.metric("sse_orphan_timers{route=\"fixed\"}"), 0.0);
+    assert_eq!(server.metric("sse_streams_total{route=\"fixed\"}"), 201.0);
+}
+
+#[test]
+fn each_closed_leaky_stream_leaves_exactly_one_timerfd_and_one_orphan() {
+    let server = Server::start(&["--interval", "20ms"]);
+    close_like(open_stream(server.addr, "fixed"), 0);
+    let (fds, timerfds) = (server.settled_fds(1), server.timerfds());
+
+    for i in 1..=20 {
+        close_like(open_stream(server.addr, "leaky"), i);
+        let settled =
+            wait_until(SOON, || server.metric("sse_streams_active{route=\"leaky\"}") == 0.0);
+        assert!(settled);
+        assert_eq!(server.timerfds(), timerfds + i, "after {i} closed leaky streams");
+        assert_eq!(server.settled_fds(1), fds + i, "the socket was closed; only the timerfd stays");
+        assert_eq!(server.metric("sse_orphan_timers{route=\"leaky\"}"), i as f64);
+        assert_eq!(server.metric("reactor_detached_timers"), i as f64);
+    }
+    // The orphans keep firing for nobody.
+    let ticks = server.metric("sse_orphan_ticks_total");
+    assert!(wait_until(SOON, || server.metric("sse_orphan_ticks_total") > ticks));
+}
+
+#[test]
+fn in_shared_mode_the_leak_is_heap_entries_not_fds() {
+    let server = Server::start(&["--interval", "20ms", "--timer-mode", "shared"]);
+    close_like(open_stream(server.addr, "fixed"), 0);
+    assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 0.0));
+    let shared = server.metric("reactor_timers_active{mode=\"shared\"}");
+    let (fds, timerfds) = (server.settled_fds(1), server.timerfds());
+
+    for i in 1..=10 {
+        close_like(open_stream(server.addr, "leaky"), i);
+    }
+    assert!(wait_until(SOON, || server.metric("sse_orphan_timers{route=\"leaky\"}") == 10.0));
+    assert_eq!(server.settled_fds(1), fds, "shared mode keeps no fd per orphan");
+    assert_eq!(server.timerfds(), timerfds);
+    assert_eq!(server.metric("reactor_timers_active{mode=\"shared\"}"), shared + 10.0);
+    assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), 0.0);
+}
