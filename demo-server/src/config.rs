@@ -23,7 +23,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Time an idle keep-alive connection is kept.
     pub idle_timeout: Duration,
-    /// Bytes a connection may have queued for a slow reader before it is cut.
+    /// Bytes a connection may have queued for a slow reader before it is cut;
+    /// also the socket's `SO_SNDBUF` (the kernel doubles it).
     pub max_buffered: usize,
     /// How long a shutdown waits for idle keep-alive connections.
     pub shutdown_grace: Duration,

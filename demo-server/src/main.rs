@@ -59,6 +59,9 @@ struct ServeArgs {
     /// Time an idle keep-alive connection is kept.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     idle_timeout: Duration,
+    /// Bytes queued for a client that reads too slowly before it is cut off.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_buffered: usize,
 }
 
 impl ServeArgs {
@@ -81,6 +84,7 @@ impl ServeArgs {
             workers: self.workers,
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
+            max_buffered: self.max_buffered,
             ..defaults
         })
     }

@@ -80,6 +80,7 @@ fn listener(addr: SocketAddr) -> Result<OwnedFd, ServeError> {
 /// Run the server until SIGINT or SIGTERM, then shut down cleanly.
 pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     let fd_limit = raise_fd_limit();
+    crate::procfs::init();
     cfg.workers = cfg.workers.max(1);
 
     // Signals first: blocked here, so every thread spawned below inherits

@@ -226,6 +226,9 @@ impl Worker {
             return;
         }
         let _ = sockopt::set_tcp_nodelay(&fd, true);
+        // Cap the kernel's send buffer too, so "too slow" is reached in
+        // seconds rather than after megabytes of autotuned buffer.
+        let _ = sockopt::set_socket_send_buffer_size(&fd, self.cfg.max_buffered);
         let sock = Rc::new(fd);
         let key = self.conns.vacant_key();
         let generation = self.next_generation;

@@ -1,0 +1,159 @@
+//! Every HTTP behaviour the server promises, with its status, over loopback.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{SOON, Server, closed_within, get, raw, read_response};
+
+const QUICK: Duration = Duration::from_secs(3);
+
+fn status_then_closed(server: &Server, request: &[u8]) -> (u16, bool) {
+    let mut s = server.connect();
+    s.write_all(request).unwrap();
+    let r = read_response(&mut s, false);
+    (r.status, closed_within(&mut s, QUICK))
+}
+
+#[test]
+fn refusals_get_the_right_status() {
+    let server = Server::start(&[]);
+    let cases: &[(&[u8], u16, bool)] = &[
+        (b"GARBAGE\r\n\r\n", 400, true),
+        (b"GET /metrics HTTP/1.1\r\n\r\n", 400, true), // HTTP/1.1 without Host
+        (b"GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 404, true),
+        (b"POST /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 405, true),
+        (b"DELETE /stream/fixed HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 405, true),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", 413, true),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 413, true),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+            true,
+        ),
+    ];
+    for (request, status, closes) in cases {
+        let (got, closed) = status_then_closed(&server, request);
+        let text = String::from_utf8_lossy(request);
+        assert_eq!(got, *status, "{text}");
+        assert_eq!(closed, *closes, "{text}: closed after the answer");
+    }
+    let r = raw(server.addr, b"PUT / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+}
+
+#[test]
+fn oversized_heads_get_431() {
+    let server = Server::start(&[]);
+    let mut big = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ".to_vec();
+    big.resize(9 * 1024, b'a');
+    big.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(status_then_closed(&server, &big), (431, true));
+    let mut many = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
+    for i in 0..100 {
+        many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert_eq!(status_then_closed(&server, &many), (431, true));
+}
+
+#[test]
+fn pages_and_head() {
+    let server = Server::start(&[]);
+    let page = get(server.addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page.body.contains("new EventSource(\"/stream/stats\")"));
+    let metrics = get(server.addr, "/metrics");
+    assert_eq!(metrics.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+
+    for path in ["/", "/metrics"] {
+        let r = raw(
+            server.addr,
+            format!("HEAD {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(r.status, 200, "HEAD {path}");
+        assert!(r.header("content-length").unwrap().parse::<usize>().unwrap() > 0);
+    }
+    for path in ["/stream/fixed", "/stream/leaky", "/stream/stats"] {
+        let mut s = server.connect();
+        write!(s, "HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let r = read_response(&mut s, true);
+        assert_eq!(
+            (r.status, r.header("content-type")),
+            (200, Some("text/event-stream")),
+            "HEAD {path}"
+        );
+        assert!(
+            closed_within(&mut s, QUICK),
+            "HEAD {path}: no body follows, the connection closes"
+        );
+    }
+}
+
+#[test]
+fn keep_alive_and_pipelined_requests_are_answered_in_order() {
+    let server = Server::start(&[]);
+    let mut s = server.connect();
+    s.write_all(
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\nHEAD / HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let a = read_response(&mut s, false);
+    let b = read_response(&mut s, true);
+    let c = read_response(&mut s, false);
+    let d = read_response(&mut s, false);
+    assert_eq!([a.status, b.status, c.status, d.status], [200, 200, 404, 200]);
+    assert!(a.body.contains("process_open_fds"));
+    assert_eq!(a.header("connection"), Some("keep-alive"));
+    assert!(d.body.contains("<!doctype html>"));
+    assert_eq!(d.header("connection"), Some("close"));
+    assert!(closed_within(&mut s, QUICK), "Connection: close is honoured");
+
+    // The same connection serves several requests sent one at a time.
+    let mut s = server.connect();
+    for _ in 0..3 {
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut s, false).status, 200);
+    }
+}
+
+#[test]
+fn http_1_0_closes_unless_asked_to_keep_alive() {
+    let server = Server::start(&[]);
+    let (status, closed) = status_then_closed(&server, b"GET /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!((status, closed), (200, true));
+    let mut s = server.connect();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, false).status, 200);
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, false).status, 200, "still open after keep-alive");
+}
+
+#[test]
+fn a_request_sent_one_byte_per_write_still_parses() {
+    let server = Server::start(&[]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(SOON)).unwrap();
+    for b in b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" {
+        s.write_all(&[*b]).unwrap();
+        s.flush().unwrap();
+    }
+    let r = read_response(&mut s, false);
+    assert_eq!(r.status, 200);
+    assert!(server.metric("http_responses_total{code=\"200\"}") >= 1.0);
+}
+
+#[test]
+fn response_counts_by_code_reach_the_metrics() {
+    let server = Server::start(&[]);
+    for _ in 0..3 {
+        assert_eq!(get(server.addr, "/missing").status, 404);
+    }
+    assert_eq!(status_then_closed(&server, b"GARBAGE\r\n\r\n").0, 400);
+    assert_eq!(server.metric("http_responses_total{code=\"404\"}"), 3.0);
+    assert_eq!(server.metric("http_responses_total{code=\"400\"}"), 1.0);
+}

@@ -1,0 +1,176 @@
+//! Deadlines, limits and faults: slowloris, idle keep-alive, --max-conns,
+//! slow readers, EMFILE, SIGTERM and SIGINT, several workers.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{
+    SOON, Server, closed_within, open_stream, read_heartbeats, read_response, wait_until,
+};
+use rustix::process::Signal;
+
+#[test]
+fn a_slow_head_gets_408_and_a_close_at_the_deadline() {
+    let server = Server::start(&["--header-timeout", "300ms"]);
+    let mut s = server.connect();
+    let start = Instant::now();
+    s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n").unwrap(); // never finished
+    let r = read_response(&mut s, false);
+    assert_eq!(r.status, 408);
+    assert!(start.elapsed() >= Duration::from_millis(300), "cut before the deadline");
+    assert!(closed_within(&mut s, SOON));
+    // A connection that says nothing at all is cut the same way.
+    let mut silent = server.connect();
+    assert_eq!(read_response(&mut silent, false).status, 408);
+    assert_eq!(server.metric("http_responses_total{code=\"408\"}"), 2.0);
+}
+
+#[test]
+fn the_header_deadline_is_cancelled_when_the_head_completes() {
+    let server = Server::start(&["--header-timeout", "100ms", "--interval", "50ms"]);
+    let mut s = open_stream(server.addr, "fixed");
+    // Ten heartbeats span 500 ms, five times the header deadline.
+    let text = read_heartbeats(&mut s, 10);
+    assert!(!text.contains("408"), "{text}");
+    assert_eq!(server.metric("http_responses_total{code=\"408\"}"), 0.0);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let server = Server::start(&["--idle-timeout", "200ms"]);
+    let mut s = server.connect();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, false).status, 200);
+    let start = Instant::now();
+    assert!(closed_within(&mut s, SOON), "idle connection kept");
+    assert!(start.elapsed() >= Duration::from_millis(150));
+}
+
+#[test]
+fn over_max_conns_gets_503_with_retry_after() {
+    let server = Server::start(&["--max-conns", "3"]);
+    let _streams: Vec<TcpStream> = (0..3).map(|_| open_stream(server.addr, "fixed")).collect();
+    let mut extra = server.connect();
+    extra.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = read_response(&mut extra, false);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    drop(_streams);
+    assert!(wait_until(SOON, || server.metric("http_connections_open") == 1.0));
+    let _again = open_stream(server.addr, "fixed"); // room again
+}
+
+#[test]
+fn a_reader_too_slow_to_keep_up_is_disconnected() {
+    let server = Server::start(&["--interval", "1ms", "--max-buffered", "4096"]);
+    let s = std::net::TcpStream::connect(server.addr).unwrap();
+    rustix::net::sockopt::set_socket_recv_buffer_size(&s, 4096).unwrap();
+    let mut s = s;
+    s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    // Never read: the kernel buffers fill, then the server's queue passes 4 KiB.
+    assert!(
+        wait_until(Duration::from_secs(20), || server
+            .metric("sse_streams_active{route=\"fixed\"}")
+            == 0.0
+            && server.metric("sse_streams_total{route=\"fixed\"}") == 1.0),
+        "the slow reader was never cut off"
+    );
+    assert!(closed_within(&mut s, SOON));
+}
+
+#[test]
+fn emfile_is_answered_without_spinning_and_the_server_recovers() {
+    let mut server =
+        Server::start_with_fd_limit(48, &["--interval", "50ms", "--max-conns", "1000"]);
+    let mut streams = Vec::new();
+    let mut refused = 0;
+    for _ in 0..60 {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        match s.read_exact(&mut head) {
+            Ok(()) if &head == b"HTTP/1.1 200" => streams.push(s),
+            Ok(()) if &head == b"HTTP/1.1 503" => refused += 1,
+            Ok(()) => panic!("unexpected {:?}", String::from_utf8_lossy(&head)),
+            Err(_) => refused += 1, // closed without an answer also counts
+        }
+    }
+    assert!(refused > 0 && !streams.is_empty(), "{} streams, {refused} refused", streams.len());
+
+    // Saturated: more clients knock while every fd is taken. CPU stays low.
+    let cpu = server.cpu_time();
+    let start = Instant::now();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+        let _ = s.read(&mut [0u8; 64]);
+    }
+    std::thread::sleep(Duration::from_millis(500)); // a window in which a spinning server would burn CPU
+    let used = server.cpu_time() - cpu;
+    let wall = start.elapsed();
+    assert!(used < wall / 2, "server used {used:?} CPU in {wall:?} while saturated");
+    assert!(server.child.try_wait().unwrap().is_none(), "the server died");
+
+    // The streams already open kept working.
+    read_heartbeats(&mut streams[0], 2);
+
+    // Free the fds: new streams are served again.
+    drop(streams);
+    assert!(wait_until(SOON, || {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        let _ = s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).is_ok() && &head == b"HTTP/1.1 200"
+    }));
+    // Refusals were answered, and counted; the fd count was readable throughout.
+    assert!(server.metric("http_responses_total{code=\"503\"}") >= 1.0);
+    assert!(server.metric("accept_errors_total{reason=\"emfile\"}") >= 1.0, "{}", server.metrics());
+    assert!(server.metric("process_open_fds") > 0.0);
+}
+
+#[test]
+fn sigterm_ends_streams_cleanly_answers_204_and_exits_0_within_2s() {
+    for signal in [Signal::TERM, Signal::INT] {
+        let mut server = Server::start(&["--interval", "50ms"]);
+        let mut stream = open_stream(server.addr, "fixed");
+        read_heartbeats(&mut stream, 1);
+        let mut idle = server.connect();
+        idle.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut idle, false).status, 200);
+
+        let start = Instant::now();
+        server.signal(signal);
+        // The stream gets a last event, then a clean end of stream.
+        let mut rest = String::new();
+        stream.read_to_string(&mut rest).expect("a clean close, not a reset");
+        assert!(rest.contains("event: shutdown"), "{rest}");
+        // During shutdown a new stream request is told to stop reconnecting.
+        idle.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut idle, true).status, 204);
+        let status = server.wait_exit(Duration::from_secs(2)).expect("exited within 2 s");
+        assert!(status.success(), "{signal:?}: {status:?}");
+        assert!(start.elapsed() < Duration::from_secs(2));
+        // Nobody is listening any more.
+        assert!(TcpStream::connect(server.addr).is_err());
+    }
+}
+
+#[test]
+fn several_workers_share_the_port_and_the_metrics() {
+    let server = Server::start(&["--workers", "3", "--interval", "50ms"]);
+    let streams: Vec<TcpStream> = (0..12).map(|_| open_stream(server.addr, "fixed")).collect();
+    assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 12.0));
+    let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid)).unwrap().count();
+    assert!(threads >= 4, "main + 3 workers, saw {threads}");
+    assert!(server.settled_fds(15) > 0, "3 listeners + 12 streams");
+    assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), 12.0);
+    drop(streams);
+    assert_eq!(server.settled_fds(3), server.fds());
+    assert!(wait_until(SOON, || server.metric("reactor_timers_active{mode=\"dedicated\"}") == 0.0));
+}
