@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reactor::{Context, Expiration, Interest, Io, Reactor, Readiness, Timer, TimerMode};
+use reactor::{
+    Clock, ClockTime, Context, Expiration, Interest, Io, Reactor, Readiness, Timer, TimerMode,
+};
 use rustix::io::Errno;
 use rustix::net::{SendFlags, SocketFlags, accept_with, recv, send, sockopt};
 use slab::Slab;
@@ -71,6 +73,22 @@ fn open_spare() -> Option<OwnedFd> {
         rustix::fs::Mode::empty(),
     )
     .ok()
+}
+
+/// Every `period`, on a grid shared by all streams: the first expiry is the
+/// next multiple of `period` on `CLOCK_MONOTONIC`. Heartbeats of all streams
+/// then fall due together, so one wake-up serves a whole batch of them
+/// instead of one each (what timer slack and coalescing do in the kernel and
+/// in Go's runtime). The first heartbeat comes within one period.
+fn on_grid(period: Duration) -> Expiration {
+    let now = Clock::Monotonic.now();
+    let p = period.as_nanos().max(1);
+    let now_ns = now.secs().max(0) as u128 * 1_000_000_000 + u128::from(now.nanos());
+    let next = (now_ns / p + 1) * p;
+    match ClockTime::new((next / 1_000_000_000) as i64, (next % 1_000_000_000) as u32) {
+        Ok(first) => Expiration::EveryAt { first, period },
+        Err(_) => Expiration::every(period),
+    }
 }
 
 fn unix_ms() -> u128 {
@@ -468,10 +486,9 @@ impl Worker {
         let timer = match route {
             Route::Fixed | Route::Leaky => {
                 let me = self.me.clone();
-                let made =
-                    ctx.reactor().add_timer(mode, Expiration::every(interval), move |_, ticks| {
-                        with_worker(&me, |w| w.heartbeat(key, generation, route, ticks))
-                    });
+                let made = ctx.reactor().add_timer(mode, on_grid(interval), move |_, ticks| {
+                    with_worker(&me, |w| w.heartbeat(key, generation, route, ticks))
+                });
                 match made {
                     Ok(t) => Some(t),
                     Err(_) => {
