@@ -11,6 +11,7 @@
 //! | [`server`] | listeners, worker threads, signals, shutdown |
 //! | [`metrics`] | counters, `/metrics` text and `/stream/stats` JSON |
 //! | [`procfs`] | what `/proc/self` says about our fds |
+//! | [`inspect`] | what `/proc/PID` says about any process: fds by kind, timerfds, epoll watches |
 //!
 //! # The leak and the fix
 //!
@@ -35,6 +36,7 @@
 pub mod config;
 mod conn;
 pub mod http;
+pub mod inspect;
 pub mod metrics;
 pub mod procfs;
 pub mod server;

@@ -26,6 +26,42 @@ struct Cli {
 enum Command {
     /// Serve the dashboard, /stream/fixed, /stream/leaky and /metrics (the default).
     Serve(ServeArgs),
+    /// Show what the kernel holds for a process: fds by kind, timerfds, epoll watches.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// The process to look at.
+    pid: u32,
+    /// Print a line every interval (like 1s) with totals, deltas and growth rate.
+    #[arg(long, value_parser = parse_duration)]
+    watch: Option<Duration>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn inspect(args: InspectArgs) -> ExitCode {
+    use demo_server::inspect;
+    let result = match args.watch {
+        Some(every) => inspect::watch(
+            args.pid,
+            every.max(Duration::from_millis(10)),
+            args.json,
+            &mut std::io::stdout(),
+        ),
+        None => inspect::snapshot(args.pid).map(|s| {
+            println!("{}", if args.json { s.to_json() } else { s.render() });
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo-server inspect: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -94,6 +130,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Inspect(args)) => return inspect(args),
         None => cli.serve,
     };
     let cfg = match args.config() {

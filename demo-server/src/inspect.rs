@@ -1,0 +1,595 @@
+//! `inspect`: what the kernel holds for a process, read from `/proc/PID`.
+//!
+//! The structured form of `ls -l /proc/PID/fd | grep timerfd`: every fd by
+//! kind, every timerfd's clock and setting (from its fdinfo), every epoll
+//! instance's watched fds (from the eventpoll fdinfo `tfd:` lines, joined
+//! to the fd table by number and inode), and the fd limits.
+//!
+//! Parsers are pure functions over fdinfo text, so they are tested against
+//! captured samples; `snapshot` does the reading.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// What an fd is, from its `/proc/PID/fd` link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FdKind {
+    /// `socket:[N]`
+    Socket,
+    /// `anon_inode:[timerfd]`
+    Timerfd,
+    /// `anon_inode:[eventpoll]`
+    Eventpoll,
+    /// `anon_inode:[eventfd]`
+    Eventfd,
+    /// `anon_inode:[signalfd]`
+    Signalfd,
+    /// `pipe:[N]`
+    Pipe,
+    /// A path: a file, a directory, a device.
+    File,
+    /// Anything else (other anonymous inodes, memfds, ...).
+    Other,
+}
+
+impl FdKind {
+    /// Every kind, in display order.
+    pub const ALL: [FdKind; 8] = [
+        FdKind::Socket,
+        FdKind::Timerfd,
+        FdKind::Eventpoll,
+        FdKind::Eventfd,
+        FdKind::Signalfd,
+        FdKind::Pipe,
+        FdKind::File,
+        FdKind::Other,
+    ];
+
+    /// Classify a `/proc/PID/fd/N` link target.
+    pub fn from_link(target: &str) -> FdKind {
+        match target {
+            t if t.starts_with("socket:") => FdKind::Socket,
+            "anon_inode:[timerfd]" => FdKind::Timerfd,
+            "anon_inode:[eventpoll]" => FdKind::Eventpoll,
+            "anon_inode:[eventfd]" => FdKind::Eventfd,
+            "anon_inode:[signalfd]" => FdKind::Signalfd,
+            t if t.starts_with("pipe:") => FdKind::Pipe,
+            t if t.starts_with('/') => FdKind::File,
+            _ => FdKind::Other,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FdKind::Socket => "socket",
+            FdKind::Timerfd => "timerfd",
+            FdKind::Eventpoll => "eventpoll",
+            FdKind::Eventfd => "eventfd",
+            FdKind::Signalfd => "signalfd",
+            FdKind::Pipe => "pipe",
+            FdKind::File => "file",
+            FdKind::Other => "other",
+        }
+    }
+}
+
+/// A timerfd's state, from its fdinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerInfo {
+    /// `clockid:` as a name (`CLOCK_MONOTONIC`), or the number if unknown.
+    pub clock: String,
+    /// `settime flags:` bit 0: `TFD_TIMER_ABSTIME`.
+    pub abstime: bool,
+    /// `settime flags:` bit 1: `TFD_TIMER_CANCEL_ON_SET`.
+    pub cancel_on_set: bool,
+    /// `it_value`: time to the next expiry; zero when disarmed.
+    pub remaining: Duration,
+    /// `it_interval`: the period; zero for a one-shot.
+    pub interval: Duration,
+    /// `ticks`: expirations not yet read (lags for periodic timers).
+    pub ticks: u64,
+}
+
+/// One `tfd:` line of an eventpoll fdinfo: a watched fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    /// The target fd number, as it was when registered.
+    pub fd: i32,
+    /// The epoll event mask.
+    pub events: u32,
+    /// The target's inode, to check the fd number still names it.
+    pub ino: u64,
+}
+
+/// One fd of the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdEntry {
+    /// Its number.
+    pub fd: i32,
+    /// Its link target.
+    pub target: String,
+    /// What it is.
+    pub kind: FdKind,
+    /// Its inode (fdinfo `ino:`), when the kernel reports it.
+    pub ino: Option<u64>,
+    /// Timer state, for a timerfd.
+    pub timer: Option<TimerInfo>,
+    /// Watched fds, for an eventpoll.
+    pub watches: Vec<Watch>,
+}
+
+/// Everything `inspect` reports about a process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The process.
+    pub pid: u32,
+    /// `Name:` from status.
+    pub name: String,
+    /// `Threads:` from status.
+    pub threads: u64,
+    /// `FDSize:` from status: slots allocated in the fd table.
+    pub fd_size: u64,
+    /// Soft `RLIMIT_NOFILE` (`None`: unlimited).
+    pub nofile_soft: Option<u64>,
+    /// Hard `RLIMIT_NOFILE`.
+    pub nofile_hard: Option<u64>,
+    /// Every fd, by number.
+    pub fds: Vec<FdEntry>,
+    /// Fds that closed while being read (counted, not listed).
+    pub vanished: usize,
+}
+
+/// Why a process could not be inspected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InspectError {
+    /// No such process (or it exited).
+    NoProcess(u32),
+    /// Not allowed to read its fds.
+    Permission(u32),
+    /// Some other I/O error.
+    Io(u32, String),
+}
+
+impl std::fmt::Display for InspectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InspectError::NoProcess(pid) => write!(f, "no process {pid} (it may have exited)"),
+            InspectError::Permission(pid) => write!(
+                f,
+                "permission denied reading /proc/{pid}/fd: run as the process's user or as root"
+            ),
+            InspectError::Io(pid, e) => write!(f, "reading /proc/{pid}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InspectError {}
+
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim_start_matches(':').trim())
+}
+
+/// `(secs, nanos)` as fdinfo prints `it_value`.
+fn parse_pair(v: &str) -> Option<Duration> {
+    let v = v.trim().trim_start_matches('(').trim_end_matches(')');
+    let (s, n) = v.split_once(',')?;
+    let secs: i64 = s.trim().parse().ok()?;
+    let nanos: i64 = n.trim().parse().ok()?;
+    if secs < 0 || !(0..1_000_000_000).contains(&nanos) {
+        return Some(Duration::ZERO);
+    }
+    Some(Duration::new(secs as u64, nanos as u32))
+}
+
+/// The name of a clock id as the kernel numbers them.
+pub fn clock_name(id: u32) -> String {
+    match id {
+        0 => "CLOCK_REALTIME".into(),
+        1 => "CLOCK_MONOTONIC".into(),
+        7 => "CLOCK_BOOTTIME".into(),
+        8 => "CLOCK_REALTIME_ALARM".into(),
+        9 => "CLOCK_BOOTTIME_ALARM".into(),
+        n => format!("clock {n}"),
+    }
+}
+
+/// Parse a timerfd fdinfo (`clockid:`, `ticks:`, `settime flags:`,
+/// `it_value:`, `it_interval:`; Linux 3.17 and later).
+pub fn parse_timerfd(fdinfo: &str) -> Option<TimerInfo> {
+    let clock = clock_name(field(fdinfo, "clockid")?.parse().ok()?);
+    let flags = u32::from_str_radix(field(fdinfo, "settime flags")?, 8).ok()?;
+    Some(TimerInfo {
+        clock,
+        abstime: flags & 1 != 0,
+        cancel_on_set: flags & 2 != 0,
+        remaining: parse_pair(field(fdinfo, "it_value")?)?,
+        interval: parse_pair(field(fdinfo, "it_interval")?)?,
+        ticks: field(fdinfo, "ticks")?.parse().ok()?,
+    })
+}
+
+/// Parse the `tfd:` lines of an eventpoll fdinfo.
+pub fn parse_eventpoll(fdinfo: &str) -> Vec<Watch> {
+    fdinfo
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let mut watch = Watch { fd: -1, events: 0, ino: 0 };
+            while let Some(word) = it.next() {
+                match word {
+                    "tfd:" => watch.fd = it.next()?.parse().ok()?,
+                    "events:" => watch.events = u32::from_str_radix(it.next()?, 16).ok()?,
+                    w if w.starts_with("ino:") => {
+                        watch.ino = u64::from_str_radix(&w[4..], 16).ok()?
+                    }
+                    _ => {}
+                }
+            }
+            (watch.fd >= 0).then_some(watch)
+        })
+        .collect()
+}
+
+/// An epoll event mask as names: `IN|RDHUP|ET`.
+pub fn events_name(mask: u32) -> String {
+    const NAMES: [(u32, &str); 8] = [
+        (0x001, "IN"),
+        (0x002, "PRI"),
+        (0x004, "OUT"),
+        (0x008, "ERR"),
+        (0x010, "HUP"),
+        (0x2000, "RDHUP"),
+        (1 << 30, "ONESHOT"),
+        (1 << 31, "ET"),
+    ];
+    let names: Vec<&str> =
+        NAMES.iter().filter(|(bit, _)| mask & bit != 0).map(|(_, n)| *n).collect();
+    if names.is_empty() { format!("{mask:#x}") } else { names.join("|") }
+}
+
+/// Parse `Max open files` from `/proc/PID/limits`.
+pub fn parse_nofile(limits: &str) -> (Option<u64>, Option<u64>) {
+    let Some(line) = limits.lines().find(|l| l.starts_with("Max open files")) else {
+        return (None, None);
+    };
+    let mut words = line["Max open files".len()..].split_whitespace();
+    let mut next = || words.next().and_then(|w| w.parse().ok());
+    (next(), next())
+}
+
+fn classify_io(pid: u32, e: &std::io::Error) -> InspectError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => InspectError::NoProcess(pid),
+        std::io::ErrorKind::PermissionDenied => InspectError::Permission(pid),
+        _ => InspectError::Io(pid, e.to_string()),
+    }
+}
+
+/// Read everything about `pid` now.
+pub fn snapshot(pid: u32) -> Result<Snapshot, InspectError> {
+    let proc = format!("/proc/{pid}");
+    let status =
+        std::fs::read_to_string(format!("{proc}/status")).map_err(|e| classify_io(pid, &e))?;
+    let limits = std::fs::read_to_string(format!("{proc}/limits")).unwrap_or_default();
+    let (nofile_soft, nofile_hard) = parse_nofile(&limits);
+    let dir = std::fs::read_dir(format!("{proc}/fd")).map_err(|e| classify_io(pid, &e))?;
+    let mut fds = Vec::new();
+    let mut vanished = 0;
+    for entry in dir {
+        let Ok(entry) = entry else {
+            vanished += 1;
+            continue;
+        };
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        // Either read may fail because the fd closed meanwhile: count it, move on.
+        let (Ok(target), Ok(info)) = (
+            std::fs::read_link(entry.path()),
+            std::fs::read_to_string(format!("{proc}/fdinfo/{fd}")),
+        ) else {
+            vanished += 1;
+            continue;
+        };
+        let target = target.to_string_lossy().into_owned();
+        let kind = FdKind::from_link(&target);
+        fds.push(FdEntry {
+            fd,
+            ino: field(&info, "ino").and_then(|v| v.parse().ok()),
+            timer: if kind == FdKind::Timerfd { parse_timerfd(&info) } else { None },
+            watches: if kind == FdKind::Eventpoll { parse_eventpoll(&info) } else { Vec::new() },
+            target,
+            kind,
+        });
+    }
+    fds.sort_by_key(|e| e.fd);
+    let num = |name| {
+        field(&status, name).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    };
+    Ok(Snapshot {
+        pid,
+        name: field(&status, "Name").unwrap_or("?").to_string(),
+        threads: num("Threads"),
+        fd_size: num("FDSize"),
+        nofile_soft,
+        nofile_hard,
+        fds,
+        vanished,
+    })
+}
+
+impl Snapshot {
+    /// How many fds of `kind`.
+    pub fn count(&self, kind: FdKind) -> usize {
+        self.fds.iter().filter(|e| e.kind == kind).count()
+    }
+
+    /// Open fds divided by the soft limit.
+    pub fn usage_ratio(&self) -> Option<f64> {
+        self.nofile_soft.filter(|n| *n > 0).map(|n| self.fds.len() as f64 / n as f64)
+    }
+
+    /// The fd a watch names, if the number still refers to the same inode.
+    pub fn resolve(&self, w: &Watch) -> Option<&FdEntry> {
+        self.fds.iter().find(|e| e.fd == w.fd && e.ino.is_none_or(|ino| ino == w.ino))
+    }
+
+    /// The human report.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let limit = |l: Option<u64>| l.map_or("unlimited".to_string(), |n| n.to_string());
+        let ratio = self
+            .usage_ratio()
+            .map_or(String::new(), |r| format!(" ({:.2}% of the soft limit)", r * 100.0));
+        let _ = writeln!(o, "process {} ({}), {} thread(s)", self.pid, self.name, self.threads);
+        let _ = writeln!(
+            o,
+            "fds: {} open{ratio}; nofile soft {} hard {}; FDSize {}",
+            self.fds.len(),
+            limit(self.nofile_soft),
+            limit(self.nofile_hard),
+            self.fd_size
+        );
+        let kinds: Vec<String> =
+            FdKind::ALL.iter().map(|k| format!("{} {}", k.name(), self.count(*k))).collect();
+        let _ = writeln!(o, "by kind: {}", kinds.join(", "));
+        if self.vanished > 0 {
+            let _ = writeln!(o, "({} fd(s) closed while being read)", self.vanished);
+        }
+        let _ = writeln!(o, "\ntimerfds ({}):", self.count(FdKind::Timerfd));
+        let _ = writeln!(
+            o,
+            "  {:>5}  {:<21} {:<22} {:>16} {:>14} {:>6}",
+            "fd", "clock", "flags", "remaining", "interval", "ticks"
+        );
+        for e in &self.fds {
+            if let Some(t) = &e.timer {
+                let mut flags = Vec::new();
+                if t.abstime {
+                    flags.push("ABSTIME");
+                }
+                if t.cancel_on_set {
+                    flags.push("CANCEL_ON_SET");
+                }
+                let state = if t.remaining.is_zero() {
+                    "disarmed".to_string()
+                } else {
+                    format!("{:?}", t.remaining)
+                };
+                let interval = if t.interval.is_zero() {
+                    "one-shot".to_string()
+                } else {
+                    format!("{:?}", t.interval)
+                };
+                let flags = if flags.is_empty() { "relative".to_string() } else { flags.join("|") };
+                let _ = writeln!(
+                    o,
+                    "  {:>5}  {:<21} {:<22} {:>16} {:>14} {:>6}",
+                    e.fd, t.clock, flags, state, interval, t.ticks
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "  legend: remaining/interval are it_value/it_interval from fdinfo. ticks are expirations not\n  yet read, and they lag: the kernel advances a periodic timer's count only when it is read\n  or queried (read, timerfd_gettime), so a timer nobody reads shows 1 however often it fired.\n  (util-linux lsfd shows such timerfd columns only from 2.40; Debian 12 ships 2.38.)"
+        );
+        for e in self.fds.iter().filter(|e| e.kind == FdKind::Eventpoll) {
+            let _ = writeln!(o, "\nepoll fd {} watches {} fd(s):", e.fd, e.watches.len());
+            for w in &e.watches {
+                let what = match self.resolve(w) {
+                    Some(t) => format!("{:<9} {}", t.kind.name(), t.target),
+                    None => "(not in this process's fd table: closed, or another process's)".into(),
+                };
+                let _ = writeln!(o, "  {:>5}  {:<18} {}", w.fd, events_name(w.events), what);
+            }
+        }
+        o
+    }
+
+    /// The machine report.
+    pub fn to_json(&self) -> String {
+        let opt = |v: Option<u64>| v.map_or("null".to_string(), |n| n.to_string());
+        let mut o = String::new();
+        let _ = write!(
+            o,
+            "{{\"pid\":{},\"name\":{},\"threads\":{},\"fd_size\":{},\"nofile_soft\":{},\"nofile_hard\":{},\"open\":{},\"vanished\":{},\"by_kind\":{{",
+            self.pid,
+            json_str(&self.name),
+            self.threads,
+            self.fd_size,
+            opt(self.nofile_soft),
+            opt(self.nofile_hard),
+            self.fds.len(),
+            self.vanished
+        );
+        let kinds: Vec<String> =
+            FdKind::ALL.iter().map(|k| format!("\"{}\":{}", k.name(), self.count(*k))).collect();
+        o.push_str(&kinds.join(","));
+        o.push_str("},\"fds\":[");
+        for (i, e) in self.fds.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            let _ = write!(
+                o,
+                "{{\"fd\":{},\"kind\":\"{}\",\"target\":{}",
+                e.fd,
+                e.kind.name(),
+                json_str(&e.target)
+            );
+            if let Some(t) = &e.timer {
+                let _ = write!(
+                    o,
+                    ",\"timer\":{{\"clock\":\"{}\",\"abstime\":{},\"cancel_on_set\":{},\"remaining_ns\":{},\"interval_ns\":{},\"ticks\":{}}}",
+                    t.clock,
+                    t.abstime,
+                    t.cancel_on_set,
+                    t.remaining.as_nanos(),
+                    t.interval.as_nanos(),
+                    t.ticks
+                );
+            }
+            if e.kind == FdKind::Eventpoll {
+                let watches: Vec<String> = e
+                    .watches
+                    .iter()
+                    .map(|w| {
+                        let kind = self
+                            .resolve(w)
+                            .map_or("null".to_string(), |t| format!("\"{}\"", t.kind.name()));
+                        format!(
+                            "{{\"fd\":{},\"events\":\"{}\",\"kind\":{kind}}}",
+                            w.fd,
+                            events_name(w.events)
+                        )
+                    })
+                    .collect();
+                let _ = write!(o, ",\"watches\":[{}]", watches.join(","));
+            }
+            o.push('}');
+        }
+        o.push_str("]}");
+        o
+    }
+}
+
+/// `inspect --watch`: one line per `every` with totals, deltas and growth
+/// rate, until the process exits (then `Ok`). `json` prints one JSON
+/// snapshot per line instead.
+pub fn watch(
+    pid: u32,
+    every: Duration,
+    json: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), InspectError> {
+    let start = std::time::Instant::now();
+    let mut prev: Option<(Snapshot, std::time::Instant)> = None;
+    loop {
+        let snap = match snapshot(pid) {
+            Ok(s) => s,
+            Err(InspectError::NoProcess(_)) if prev.is_some() => {
+                let _ = writeln!(out, "process {pid} exited");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let now = std::time::Instant::now();
+        let line = if json {
+            snap.to_json()
+        } else {
+            let (open, tfd) = (snap.fds.len() as i64, snap.count(FdKind::Timerfd) as i64);
+            let (d_open, d_tfd, rate) = match &prev {
+                Some((p, t)) => {
+                    let d = open - p.fds.len() as i64;
+                    (
+                        d,
+                        tfd - p.count(FdKind::Timerfd) as i64,
+                        d as f64 / now.duration_since(*t).as_secs_f64(),
+                    )
+                }
+                None => (0, 0, 0.0),
+            };
+            format!(
+                "{:>8.1}s  fds {open:>6} ({d_open:+}, {rate:+.1}/s)  timerfds {tfd:>6} ({d_tfd:+})  sockets {:>5}  epoll {}  usage {:.1}%",
+                start.elapsed().as_secs_f64(),
+                snap.count(FdKind::Socket),
+                snap.count(FdKind::Eventpoll),
+                snap.usage_ratio().unwrap_or(0.0) * 100.0
+            )
+        };
+        if writeln!(out, "{line}").is_err() {
+            return Ok(()); // stdout closed (a pipe into head): stop quietly
+        }
+        prev = Some((snap, now));
+        std::thread::sleep(every);
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMERFD: &str = "pos:\t0\nflags:\t02004002\nmnt_id:\t16\nino:\t1057\nclockid: 1\nticks: 3\nsettime flags: 01\nit_value: (0, 99972411)\nit_interval: (0, 100000000)\n";
+    const EVENTPOLL: &str = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\ntfd:        4 events:     2019 data:                4  pos:0 ino:24986 sdev:f\ntfd:       12 events: 80000019 data:      300000000c  pos:0 ino:421 sdev:f\n";
+
+    #[test]
+    fn timerfd_fdinfo_sample() {
+        let t = parse_timerfd(TIMERFD).unwrap();
+        assert_eq!(t.clock, "CLOCK_MONOTONIC");
+        assert!(t.abstime && !t.cancel_on_set);
+        assert_eq!(t.remaining, Duration::from_nanos(99_972_411));
+        assert_eq!(t.interval, Duration::from_millis(100));
+        assert_eq!(t.ticks, 3);
+        assert_eq!(parse_timerfd("pos: 0\n"), None, "not a timerfd");
+        let cancel = TIMERFD
+            .replace("settime flags: 01", "settime flags: 03")
+            .replace("clockid: 1", "clockid: 8");
+        let t = parse_timerfd(&cancel).unwrap();
+        assert!(t.cancel_on_set && t.clock == "CLOCK_REALTIME_ALARM");
+    }
+
+    #[test]
+    fn eventpoll_fdinfo_sample() {
+        let w = parse_eventpoll(EVENTPOLL);
+        assert_eq!(
+            w,
+            vec![
+                Watch { fd: 4, events: 0x2019, ino: 0x24986 },
+                Watch { fd: 12, events: 0x8000_0019, ino: 0x421 },
+            ]
+        );
+        assert_eq!(events_name(0x2019), "IN|ERR|HUP|RDHUP");
+        assert_eq!(events_name(0x8000_0019), "IN|ERR|HUP|ET");
+        assert!(parse_eventpoll("pos: 0\nflags: 02\n").is_empty());
+    }
+
+    #[test]
+    fn limits_and_kinds() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \nMax open files            256                  1024                 files     \n";
+        assert_eq!(parse_nofile(limits), (Some(256), Some(1024)));
+        assert_eq!(parse_nofile("Max open files unlimited unlimited files\n"), (None, None));
+        assert_eq!(FdKind::from_link("socket:[123]"), FdKind::Socket);
+        assert_eq!(FdKind::from_link("anon_inode:[timerfd]"), FdKind::Timerfd);
+        assert_eq!(FdKind::from_link("/dev/null"), FdKind::File);
+        assert_eq!(FdKind::from_link("anon_inode:[io_uring]"), FdKind::Other);
+        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+}
