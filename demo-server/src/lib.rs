@@ -11,6 +11,8 @@
 //! | [`server`] | listeners, worker threads, signals, shutdown |
 //! | [`metrics`] | counters, `/metrics` text and `/stream/stats` JSON |
 //! | [`procfs`] | what `/proc/self` says about our fds |
+//! | [`leak_demo`] | `leak-demo`: the reproduction in one command, with a verdict |
+//! | [`client`] | the small blocking HTTP client `leak-demo` uses |
 //! | [`inspect`] | what `/proc/PID` says about any process: fds by kind, timerfds, epoll watches |
 //!
 //! # The leak and the fix
@@ -33,10 +35,12 @@
 
 #![cfg(target_os = "linux")]
 
+pub mod client;
 pub mod config;
 mod conn;
 pub mod http;
 pub mod inspect;
+pub mod leak_demo;
 pub mod metrics;
 pub mod procfs;
 pub mod server;

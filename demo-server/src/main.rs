@@ -28,6 +28,46 @@ enum Command {
     Serve(ServeArgs),
     /// Show what the kernel holds for a process: fds by kind, timerfds, epoll watches.
     Inspect(InspectArgs),
+    /// Reproduce the leak in one command: fixed stays flat, leaky climbs to the fd limit.
+    LeakDemo(LeakDemoArgs),
+}
+
+#[derive(Args)]
+struct LeakDemoArgs {
+    /// Streams to open and close on /stream/fixed (leaky goes on until the limit).
+    #[arg(long, default_value_t = 100)]
+    streams: usize,
+    /// RLIMIT_NOFILE of the server child.
+    #[arg(long, default_value_t = 256)]
+    fd_limit: u64,
+    /// Heartbeat interval of the server child.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    interval: Duration,
+    /// Write the chart as an SVG picture.
+    #[arg(long)]
+    svg: Option<std::path::PathBuf>,
+}
+
+fn leak_demo(args: LeakDemoArgs) -> ExitCode {
+    if args.fd_limit < 32 || args.streams == 0 {
+        eprintln!("demo-server leak-demo: --fd-limit must be at least 32 and --streams at least 1");
+        return ExitCode::from(2);
+    }
+    let options = demo_server::leak_demo::Options {
+        streams: args.streams,
+        fd_limit: args.fd_limit,
+        interval: args.interval,
+        svg: args.svg,
+        ..Default::default()
+    };
+    match demo_server::leak_demo::run(&options, &mut std::io::stdout()) {
+        Ok(v) if v.ok => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("demo-server leak-demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Args)]
@@ -131,6 +171,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Inspect(args)) => return inspect(args),
+        Some(Command::LeakDemo(args)) => return leak_demo(args),
         None => cli.serve,
     };
     let cfg = match args.config() {

@@ -1,0 +1,431 @@
+//! `leak-demo`: the whole reproduction in one command.
+//!
+//! It starts a server child under a small `RLIMIT_NOFILE`, opens and closes
+//! streams in batches on `/stream/fixed`, then on `/stream/leaky` until the
+//! fd limit bites, reads the server's fds after every batch with the
+//! `inspect` code, and ends with a verdict: fixed +0 timerfds, leaky +1 per
+//! closed stream, the server still answering and not spinning.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::{Control, Opened, open_stream};
+use crate::inspect::{FdKind, snapshot};
+
+/// `leak-demo` settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Streams opened and closed on `/stream/fixed` (and at least as many on
+    /// `/stream/leaky`, which goes on until the limit bites).
+    pub streams: usize,
+    /// The server child's `RLIMIT_NOFILE`, soft and hard.
+    pub fd_limit: u64,
+    /// The server's heartbeat interval.
+    pub interval: Duration,
+    /// Streams per batch.
+    pub batch: usize,
+    /// Write the chart as SVG here.
+    pub svg: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            streams: 100,
+            fd_limit: 256,
+            interval: Duration::from_millis(100),
+            batch: 10,
+            svg: None,
+        }
+    }
+}
+
+/// One row of the table: the server after a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// `true` for the leaky phase.
+    pub leaky: bool,
+    /// Streams opened and closed so far in this phase.
+    pub closed: usize,
+    /// Timerfds the server holds.
+    pub timerfds: usize,
+    /// All its fds.
+    pub fds: usize,
+    /// Refusals (503 or a closed connection) in this batch.
+    pub refused: usize,
+}
+
+/// What was observed, and whether it is the expected story.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Baseline timerfds before any stream.
+    pub baseline: usize,
+    /// Timerfds added by the fixed phase (expected 0).
+    pub fixed_delta: i64,
+    /// Leaky streams opened and closed before the limit bit.
+    pub leaky_closed: usize,
+    /// Timerfds added by them (expected exactly `leaky_closed`).
+    pub leaky_delta: i64,
+    /// Whether the limit was reached (a refusal seen).
+    pub limit_reached: bool,
+    /// The server answered `/metrics` at the limit.
+    pub alive: bool,
+    /// Server CPU while saturated, percent of one core.
+    pub cpu_percent: f64,
+    /// All of the above as expected.
+    pub ok: bool,
+}
+
+struct Child_ {
+    child: Child,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+impl Drop for Child_ {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(o: &Options) -> Result<Child_, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let limit = o.fd_limit;
+    let mut cmd = Command::new(exe);
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--timer-mode", "dedicated", "--interval"])
+        .arg(format!("{}ms", o.interval.as_millis().max(1)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // SAFETY: only setrlimit runs between fork and exec; it is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let l = rustix::process::Rlimit { current: Some(limit), maximum: Some(limit) };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, l).map_err(Into::into)
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start the server: {e}"))?;
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+    let addr = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(rest) = line.strip_prefix("demo-server listening on http://") {
+                    break rest
+                        .trim_end_matches('/')
+                        .parse::<SocketAddr>()
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            _ => return Err("the server exited before listening".into()),
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(Child_ { child, addr, pid })
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return 0 };
+    after.split(' ').skip(11).take(2).filter_map(|v| v.parse::<u64>().ok()).sum()
+}
+
+/// Wait (bounded) until the server has noticed every closed stream.
+fn settle(control: &mut Control, route: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let sample = format!("sse_streams_active{{route=\"{route}\"}}");
+    while Instant::now() < deadline {
+        if control.metric(&sample).is_ok_and(|v| v == 0.0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn progress(out: &mut impl Write, phase: &str, done: usize, total: usize) {
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let width = 30;
+    let filled = (done * width / total.max(1)).min(width);
+    eprint!(
+        "\r  {phase:<6} [{}{}] {done}/{total}   ",
+        "#".repeat(filled),
+        "-".repeat(width - filled)
+    );
+    let _ = out.flush();
+}
+
+/// Run the demo, writing the report to `out`.
+pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
+    let started = Instant::now();
+    let server = spawn_server(o)?;
+    let mut control =
+        Control::connect(server.addr).map_err(|e| format!("control connection: {e}"))?;
+    let _ = writeln!(
+        out,
+        "leak-demo: server pid {} on {} under RLIMIT_NOFILE {}, heartbeat every {:?}",
+        server.pid, server.addr, o.fd_limit, o.interval
+    );
+    let take = |pid| snapshot(pid).map_err(|e| e.to_string());
+    // One answered request: the worker is up and has made its housekeeping timer.
+    control.metrics().map_err(|e| format!("the server does not answer: {e}"))?;
+    let base = take(server.pid)?;
+    let baseline = base.count(FdKind::Timerfd);
+    let _ = writeln!(
+        out,
+        "baseline: {} fds, {} timerfd(s) (the server's housekeeping timer)\n",
+        base.fds.len(),
+        baseline
+    );
+    let mut samples = Vec::new();
+    let mut leaky_closed = 0;
+    let mut refusals = 0;
+    let max_leaky = o.fd_limit as usize + o.streams;
+    for (leaky, route, total) in [(false, "fixed", o.streams), (true, "leaky", max_leaky)] {
+        let mut closed = 0;
+        while closed < total {
+            let mut refused = 0;
+            let mut open = Vec::new();
+            for _ in 0..o.batch.min(total - closed) {
+                match open_stream(server.addr, route) {
+                    Opened::Stream(s) => open.push(s),
+                    Opened::Refused(_) | Opened::Closed => refused += 1,
+                }
+            }
+            closed += open.len();
+            drop(open); // the clients leave: FIN on every stream
+            settle(&mut control, route);
+            let snap = take(server.pid)?;
+            samples.push(Sample {
+                leaky,
+                closed,
+                timerfds: snap.count(FdKind::Timerfd),
+                fds: snap.fds.len(),
+                refused,
+            });
+            progress(out, route, closed, if leaky { o.fd_limit as usize } else { total });
+            if leaky {
+                leaky_closed = closed;
+                refusals += refused;
+                if refused > 0 {
+                    break; // the limit bites
+                }
+            }
+        }
+    }
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+
+    // At the limit: more clients knock; the server must answer, not spin.
+    let ticks = cpu_ticks(server.pid);
+    let window = Instant::now();
+    for _ in 0..20 {
+        if let Opened::Stream(_) = open_stream(server.addr, "fixed") {}
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu_percent =
+        (cpu_ticks(server.pid) - ticks) as f64 / 100.0 / window.elapsed().as_secs_f64() * 100.0;
+    let alive = control.metrics().is_ok_and(|m| m.contains("process_open_fds"));
+
+    let fixed_end = samples.iter().filter(|s| !s.leaky).last().map_or(baseline, |s| s.timerfds);
+    let leaky_end = samples.iter().filter(|s| s.leaky).last().map_or(fixed_end, |s| s.timerfds);
+    let fixed_delta = fixed_end as i64 - baseline as i64;
+    let leaky_delta = leaky_end as i64 - fixed_end as i64;
+    let limit_reached = refusals > 0;
+    let ok = fixed_delta == 0
+        && leaky_delta == leaky_closed as i64
+        && limit_reached
+        && alive
+        && cpu_percent < 50.0;
+    let verdict = Verdict {
+        baseline,
+        fixed_delta,
+        leaky_closed,
+        leaky_delta,
+        limit_reached,
+        alive,
+        cpu_percent,
+        ok,
+    };
+
+    let _ = write!(out, "{}", table(&samples));
+    let _ = write!(out, "\n{}", chart(&samples, baseline));
+    let _ = writeln!(
+        out,
+        "\nverdict: fixed {:+} timerfds after {} streams; leaky {:+} after {} streams ({}); \
+         limit {}; server {} at {:.1}% CPU while saturated; {:.1}s in all",
+        fixed_delta,
+        o.streams,
+        leaky_delta,
+        leaky_closed,
+        if leaky_delta == leaky_closed as i64 { "+1 per stream" } else { "NOT +1 per stream" },
+        if limit_reached { "reached: new streams refused (503 or closed)" } else { "NOT reached" },
+        if alive { "still answering" } else { "NOT answering" },
+        cpu_percent,
+        started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        if ok {
+            "OK: the leak is real, measurable, and the fix holds"
+        } else {
+            "UNEXPECTED: see above"
+        }
+    );
+    if let Some(path) = &o.svg {
+        std::fs::write(path, svg(&samples, baseline, o.fd_limit))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let _ = writeln!(out, "chart written to {}", path.display());
+    }
+    Ok(verdict)
+}
+
+/// The side-by-side table: fixed rows, then leaky rows.
+pub fn table(samples: &[Sample]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{:>6} {:>9} {:>9} {:>7} {:>8}",
+        "route", "closed", "timerfds", "fds", "refused"
+    );
+    for s in samples {
+        let route = if s.leaky { "leaky" } else { "fixed" };
+        let _ = writeln!(
+            t,
+            "{route:>6} {:>9} {:>9} {:>7} {:>8}",
+            s.closed, s.timerfds, s.fds, s.refused
+        );
+    }
+    t
+}
+
+/// Timerfds over the batches, as text: `f` fixed, `L` leaky.
+pub fn chart(samples: &[Sample], baseline: usize) -> String {
+    const ROWS: usize = 10;
+    let max = samples.iter().map(|s| s.timerfds).max().unwrap_or(1).max(baseline + 1);
+    let mut c = String::from("timerfds held by the server, one column per batch\n");
+    for row in (0..ROWS).rev() {
+        let level = row * max / (ROWS - 1);
+        let _ = write!(c, "{level:>6} |");
+        for s in samples {
+            let y = s.timerfds * (ROWS - 1) / max;
+            c.push(if y == row {
+                if s.leaky { 'L' } else { 'f' }
+            } else if y > row && s.leaky {
+                ':'
+            } else {
+                ' '
+            });
+        }
+        c.push('\n');
+    }
+    let _ = writeln!(c, "       +{}", "-".repeat(samples.len()));
+    let _ = writeln!(
+        c,
+        "        f = after a batch on /stream/fixed (flat), L = after a batch on /stream/leaky (climbs)"
+    );
+    c
+}
+
+/// The same chart as an SVG picture.
+pub fn svg(samples: &[Sample], baseline: usize, fd_limit: u64) -> String {
+    let (w, h, pad) = (720.0, 360.0, 48.0);
+    let top = samples.iter().map(|s| s.timerfds).max().unwrap_or(1).max(baseline + 1);
+    let max = (top as f64).max(fd_limit as f64) * 1.1;
+    let n = samples.len().max(2) as f64;
+    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
+    let y = |v: usize| h - pad - (h - 2.0 * pad) * v as f64 / max;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{pad}\" y=\"24\" font-size=\"15\">timerfds held by demo-server, one point per batch (RLIMIT_NOFILE {fd_limit})</text>\n\
+         <line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#888\"/>\n<line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{}\" stroke=\"#888\"/>\n",
+        h - pad,
+        w - pad,
+        h - pad,
+        h - pad
+    );
+    for k in 0..=4 {
+        let v = (max * k as f64 / 4.0) as usize;
+        let _ = writeln!(s, "<text x=\"6\" y=\"{:.1}\">{v}</text>", y(v) + 4.0);
+    }
+    let limit_y = y(fd_limit as usize);
+    let _ = writeln!(
+        s,
+        "<line x1=\"{pad}\" y1=\"{limit_y:.1}\" x2=\"{}\" y2=\"{limit_y:.1}\" stroke=\"#57606a\" stroke-dasharray=\"6 4\"/>\n<text x=\"{pad}\" y=\"{:.1}\" dx=\"4\" fill=\"#57606a\">fd limit: EMFILE here</text>",
+        w - pad,
+        limit_y - 6.0
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">batches of streams opened and closed</text>",
+        w / 2.0,
+        h - 14.0
+    );
+    for (leaky, color, label) in
+        [(false, "#1a7f37", "/stream/fixed"), (true, "#cf222e", "/stream/leaky")]
+    {
+        let pts: Vec<String> = samples
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.leaky == leaky)
+            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.timerfds)))
+            .collect();
+        if let Some(last) = pts.last() {
+            let _ = writeln!(
+                s,
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2.5\" points=\"{}\"/>",
+                pts.join(" ")
+            );
+            let (lx, ly) = last.split_once(',').unwrap_or(("0", "0"));
+            let _ = writeln!(
+                s,
+                "<text x=\"{lx}\" y=\"{ly}\" dy=\"-8\" text-anchor=\"end\" fill=\"{color}\">{label}</text>"
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Sample> {
+        let mut v: Vec<Sample> = (1..=3)
+            .map(|i| Sample { leaky: false, closed: i * 10, timerfds: 1, fds: 12, refused: 0 })
+            .collect();
+        v.extend((1..=3).map(|i| Sample {
+            leaky: true,
+            closed: i * 10,
+            timerfds: 1 + i * 10,
+            fds: 12 + i * 10,
+            refused: 0,
+        }));
+        v
+    }
+
+    #[test]
+    fn chart_and_table_show_flat_then_climbing() {
+        let c = chart(&samples(), 1);
+        assert!(c.contains("fffL") || c.lines().any(|l| l.contains('f')), "{c}");
+        assert_eq!(c.matches('L').count(), 3 + 1, "{c}"); // three points and the legend
+        let t = table(&samples());
+        assert_eq!(t.lines().count(), 7);
+        let svg = svg(&samples(), 1, 256);
+        assert!(
+            svg.starts_with("<svg")
+                && svg.contains("polyline")
+                && svg.trim_end().ends_with("</svg>")
+        );
+    }
+}
