@@ -234,8 +234,8 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
         (cpu_ticks(server.pid) - ticks) as f64 / 100.0 / window.elapsed().as_secs_f64() * 100.0;
     let alive = control.metrics().is_ok_and(|m| m.contains("process_open_fds"));
 
-    let fixed_end = samples.iter().filter(|s| !s.leaky).last().map_or(baseline, |s| s.timerfds);
-    let leaky_end = samples.iter().filter(|s| s.leaky).last().map_or(fixed_end, |s| s.timerfds);
+    let fixed_end = samples.iter().rfind(|s| !s.leaky).map_or(baseline, |s| s.timerfds);
+    let leaky_end = samples.iter().rfind(|s| s.leaky).map_or(fixed_end, |s| s.timerfds);
     let fixed_delta = fixed_end as i64 - baseline as i64;
     let leaky_delta = leaky_end as i64 - fixed_end as i64;
     let limit_reached = refusals > 0;
