@@ -4,26 +4,16 @@
 mod common;
 
 use std::cell::RefCell;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::SOON;
+use common::{SOON, pair};
 use reactor::{Error, Interest, Reactor, Readiness, Waker};
-use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType, shutdown, socketpair};
+use rustix::net::{Shutdown, shutdown};
 
 const QUIET: Duration = Duration::from_millis(20);
-
-fn pair() -> (OwnedFd, OwnedFd) {
-    socketpair(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap()
-}
 
 type Log = Rc<RefCell<Vec<Readiness>>>;
 

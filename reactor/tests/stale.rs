@@ -4,24 +4,13 @@
 mod common;
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::OwnedFd;
+
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::SOON;
+use common::{SOON, pair};
 use reactor::{Expiration, Interest, Io, Reactor, Timer, TimerMode, TraceEvent, trace::Observer};
 use rustix::event::{PollFd, PollFlags, poll};
-use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
-
-fn pair() -> (OwnedFd, OwnedFd) {
-    socketpair(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap()
-}
 
 /// Block (bounded) until every fd is readable, so one epoll_wait returns all.
 fn wait_all_readable(fds: &[i32]) {

@@ -19,3 +19,10 @@ pub fn open_timerfds() -> usize {
 
 /// Loose bound for "soon" in tests; precision belongs to the benchmarks.
 pub const SOON: Duration = Duration::from_secs(2);
+
+/// A connected, nonblocking Unix stream socket pair.
+pub fn pair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    socketpair(AddressFamily::UNIX, SocketType::STREAM, flags, None).unwrap()
+}
