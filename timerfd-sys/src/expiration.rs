@@ -111,22 +111,23 @@ impl Expiration {
     /// ```
     #[doc(alias = "itimerspec")]
     pub fn to_itimerspec(&self) -> Result<(TimerfdTimerFlags, Itimerspec), Error> {
-        let (flags, value, interval) = match *self {
-            Expiration::Once(d) => (TimerfdTimerFlags::empty(), d, Duration::ZERO),
+        let (flags, value, period) = match *self {
+            Expiration::Once(d) => (TimerfdTimerFlags::empty(), relative(d)?, None),
             Expiration::Every { first, period } => {
-                (TimerfdTimerFlags::empty(), first, nonzero(period)?)
+                let period = nonzero(period)?;
+                (TimerfdTimerFlags::empty(), relative(first)?, Some(period))
             }
-            Expiration::OnceAt(t) => (TimerfdTimerFlags::ABSTIME, since_epoch(t)?, Duration::ZERO),
+            Expiration::OnceAt(t) => (TimerfdTimerFlags::ABSTIME, absolute(t)?, None),
             Expiration::EveryAt { first, period } => {
                 let period = nonzero(period)?;
-                (TimerfdTimerFlags::ABSTIME, since_epoch(first)?, period)
+                (TimerfdTimerFlags::ABSTIME, absolute(first)?, Some(period))
             }
         };
-        let spec = Itimerspec {
-            it_value: timespec(value.max(MIN_VALUE), Field::Value)?,
-            it_interval: timespec(interval, Field::Interval)?,
+        let it_interval = match period {
+            Some(p) => relative(p).map_err(|_| Error::OutOfRange { field: Field::Interval })?,
+            None => ZERO_TS,
         };
-        Ok((flags, spec))
+        Ok((flags, Itimerspec { it_value: at_least_min(value), it_interval }))
     }
 }
 
@@ -138,16 +139,31 @@ fn nonzero(period: Duration) -> Result<Duration, Error> {
     if period.is_zero() { Err(Error::ZeroPeriod) } else { Ok(period) }
 }
 
-fn since_epoch(t: ClockTime) -> Result<Duration, Error> {
-    t.duration_since(ClockTime::ZERO).ok_or(Error::OutOfRange { field: Field::Value })
+/// A duration as a `timespec`. `MAX_TIME` has 999,999,999 ns, so comparing
+/// whole seconds is the whole range check.
+fn relative(d: Duration) -> Result<Timespec, Error> {
+    if d.as_secs() > MAX_TIME.as_secs() {
+        return Err(Error::OutOfRange { field: Field::Value });
+    }
+    // Lossless: secs <= MAX_TIME.as_secs() < i64::MAX, nanos < 1e9.
+    Ok(Timespec { tv_sec: d.as_secs() as i64, tv_nsec: i64::from(d.subsec_nanos()) })
 }
 
-fn timespec(d: Duration, field: Field) -> Result<Timespec, Error> {
-    if d > MAX_TIME {
-        return Err(Error::OutOfRange { field });
+/// A point on the clock as a `timespec`: not before the epoch, not past `MAX_TIME`.
+fn absolute(t: ClockTime) -> Result<Timespec, Error> {
+    if t.secs() < 0 || t.secs() as u64 > MAX_TIME.as_secs() {
+        return Err(Error::OutOfRange { field: Field::Value });
     }
-    // Both casts are lossless: secs <= MAX_TIME.as_secs() < i64::MAX, nanos < 1e9.
-    Ok(Timespec { tv_sec: d.as_secs() as i64, tv_nsec: i64::from(d.subsec_nanos()) })
+    Ok(Timespec { tv_sec: t.secs(), tv_nsec: i64::from(t.nanos()) })
+}
+
+/// Zero would disarm: raise it to [`MIN_VALUE`].
+fn at_least_min(ts: Timespec) -> Timespec {
+    if ts.tv_sec == 0 && ts.tv_nsec == 0 {
+        Timespec { tv_sec: 0, tv_nsec: MIN_VALUE.subsec_nanos() as i64 }
+    } else {
+        ts
+    }
 }
 
 /// What `timerfd_gettime` says about an armed timer.
