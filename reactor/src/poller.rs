@@ -67,7 +67,9 @@ impl Poller {
     /// A signal (`EINTR`) restarts the wait with the time that remains.
     #[doc(alias = "epoll_wait", alias = "epoll_pwait")]
     pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> Result<usize, Errno> {
-        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        // The clock is read only for a timeout that could be interrupted
+        // and need its remainder: not for `None` (block) or zero (poll).
+        let deadline = timeout.filter(|t| !t.is_zero()).map(|t| Instant::now().checked_add(t));
         let mut left = timeout;
         loop {
             events.buf.clear();

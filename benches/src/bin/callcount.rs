@@ -24,7 +24,10 @@ fn main() {
         "libc" => {
             // SAFETY: plain syscalls on an fd we own.
             unsafe {
-                let fd = libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC);
+                let fd = libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                );
                 let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
                 let hour = libc::timespec { tv_sec: 3600, tv_nsec: 0 };
                 let armed = libc::itimerspec { it_interval: hour, it_value: hour };
@@ -72,12 +75,21 @@ fn main() {
         "nix" => {
             use nix::sys::time::TimeSpec;
             use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-            let t = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC).unwrap();
+            let t = TimerFd::new(
+                ClockId::CLOCK_MONOTONIC,
+                TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+            )
+            .unwrap();
             let h = TimeSpec::from_duration(HOUR);
             t.set(Expiration::IntervalDelayed(h, h), TimerSetTimeFlags::empty()).unwrap();
             for _ in 0..n {
                 match op {
-                    "set" => t.set(black_box(Expiration::IntervalDelayed(h, h)), TimerSetTimeFlags::empty()).unwrap(),
+                    "set" => t
+                        .set(
+                            black_box(Expiration::IntervalDelayed(h, h)),
+                            TimerSetTimeFlags::empty(),
+                        )
+                        .unwrap(),
                     "disarm" => t.unset().unwrap(),
                     "get" => {
                         black_box(t.get().unwrap());

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Regenerate every figure in BENCHMARKS.md on this machine: about 10 minutes
+# on 2 cores, most of it compiling the comparison crates the first time.
+# Raw outputs go to benches/results/; BENCHMARKS.md quotes them.
+#
+#   scripts/bench.sh            # everything
+#   QUICK=1 scripts/bench.sh    # shorter runs, for trying the script itself
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=benches/results
+mkdir -p "$out"
+secs=${QUICK:+2}; secs=${secs:-5}
+load_secs=${QUICK:+3}; load_secs=${load_secs:-10}
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "build (release): demo-server, benches and peers"
+cargo build -q --release -p demo-server
+(cd benches && cargo build -q --release --bins --benches)
+
+step "machine"
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "kernel: $(uname -r)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
+  echo "rustc: $(rustc --version)"
+  echo "fd limit: $(ulimit -n)"
+} | tee "$out/machine.txt"
+
+step "1. syscall layer: criterion, then interleaved timing, then callgrind instruction counts"
+(cd benches && cargo bench -q --bench syscalls) >"$out/criterion-syscalls.txt" 2>&1
+(cd benches && ./target/release/interleave) | tee "$out/interleave.md"
+{
+  echo "| call | libc | timerfd-sys | nix | timerfd |"
+  echo "|---|---:|---:|---:|---:|"
+  for op in set disarm get read; do
+    row="| $op"
+    for imp in libc timerfd-sys nix timerfd; do
+      count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null benches/target/release/callcount "$imp" "$op" "$1" 2>&1 | sed -n 's/.*Collected : //p'; }
+      a=$(count 0); b=$(count 10000)
+      row="$row | $(( (b - a) / 10000 ))"
+    done
+    echo "$row |"
+  done
+} | tee "$out/callgrind.md"
+
+step "2. reactor: dispatch (interleaved, and callgrind instructions per event), then criterion"
+(cd benches && ./target/release/dispatch-count time) | tee "$out/dispatch.md"
+{
+  echo "| ready timers per turn | raw epoll | reactor | mio + timerfd |"
+  echo "|---:|---:|---:|---:|"
+  for n in 1 64 1024; do
+    it=$(( 20000 / n )); [[ $it -lt 20 ]] && it=20
+    row="| $n"
+    for imp in raw reactor mio; do
+      count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null benches/target/release/dispatch-count count "$imp" "$n" "$1" 2>&1 | sed -n 's/.*Collected : //p'; }
+      a=$(count 0); b=$(count "$it")
+      row="$row | $(( (b - a) / (it * n) ))"
+    done
+    echo "$row |"
+  done
+} | tee "$out/dispatch-callgrind.md"
+(cd benches && cargo bench -q --bench reactor) >"$out/criterion-reactor.txt" 2>&1
+(cd benches && cargo bench -q --bench churn) 2>&1 | tee "$out/criterion-churn.txt" | grep -E '^memory|skipped' || true
+python3 scripts/bench-summary.py benches/target/criterion | tee "$out/criterion.md"
+
+step "3. lateness: 100 and 1,000 periodic 1 ms timers, ${secs}s each"
+(cd benches && ./target/release/lateness --secs "$secs") | tee "$out/lateness.md"
+
+step "4. SSE load: 1,000 and 5,000 streams at 100 ms, ${load_secs}s each"
+(cd benches && ./target/release/sse-load --streams 1000,5000 --secs "$load_secs") | tee "$out/sse-load.md"
+
+step "5. the loopback TCP send under every heartbeat"
+gcc -O2 -o "$out/send-floor" scripts/send-floor.c
+"$out/send-floor" | tee "$out/send-floor.txt"
+rm -f "$out/send-floor"
+
+step "done: raw results in $out"
