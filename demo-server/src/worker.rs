@@ -19,15 +19,19 @@ use reactor::{
     Clock, ClockTime, Context, Expiration, Interest, Io, Reactor, Readiness, Timer, TimerMode,
 };
 use rustix::io::Errno;
-use rustix::net::{SendFlags, SocketFlags, accept_with, recv, send, sockopt};
+use rustix::net::recv;
 use slab::Slab;
 
 use crate::config::Config;
 use crate::conn::{Conn, Deadline, Gone, Stream};
 use crate::http::{self, Parsed, Request, Route, Status};
-use crate::metrics::{AcceptError, Metrics};
+use crate::metrics::Metrics;
 use crate::procfs::FdCounts;
 use crate::sse;
+
+mod accept;
+
+use accept::open_spare;
 
 /// Accepts per listener event, so one busy listener cannot starve streams.
 const ACCEPTS_PER_EVENT: usize = 64;
@@ -64,15 +68,6 @@ fn with_worker(me: &Weak<RefCell<Worker>>, f: impl FnOnce(&mut Worker)) {
     if let Some(w) = me.upgrade() {
         f(&mut w.borrow_mut());
     }
-}
-
-fn open_spare() -> Option<OwnedFd> {
-    rustix::fs::open(
-        "/dev/null",
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ok()
 }
 
 /// Every `period`, on a grid shared by all streams: the first expiry is the
@@ -156,122 +151,6 @@ pub(crate) fn run(
 }
 
 impl Worker {
-    /// Register the listener (again, after a pause).
-    fn listen(&mut self, reactor: &Reactor) -> Result<(), reactor::Error> {
-        let Some(listener) = self.listener.clone() else { return Ok(()) };
-        let me = self.me.clone();
-        self.listener_io = Some(reactor.add_io(listener, Interest::READABLE, move |ctx, _| {
-            with_worker(&me, |w| w.accept_ready(ctx))
-        })?);
-        Ok(())
-    }
-
-    fn accept_ready(&mut self, ctx: &mut Context<'_>) {
-        for _ in 0..ACCEPTS_PER_EVENT {
-            let Some(listener) = self.listener.clone() else { return };
-            match accept_with(&*listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
-                Ok(fd) => self.admit(ctx, fd),
-                Err(Errno::AGAIN) => return,
-                // The client gave up while queued, or a signal: try the next.
-                Err(Errno::CONNABORTED | Errno::INTR) => continue,
-                Err(e) => {
-                    let reason = match e {
-                        Errno::MFILE => AcceptError::Emfile,
-                        Errno::NFILE => AcceptError::Enfile,
-                        _ => AcceptError::Other,
-                    };
-                    self.metrics.accept_error(reason);
-                    if reason != AcceptError::Other {
-                        self.refuse_one(&listener);
-                    }
-                    // Level-triggered: returning now would wake us again at
-                    // once. Stop listening for a moment instead.
-                    self.pause_accepting(ctx);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// At the fd limit: give up the spare fd, accept one client, tell it 503,
-    /// close it, take the spare back. The client hears "over limit" instead
-    /// of waiting in the backlog.
-    fn refuse_one(&mut self, listener: &OwnedFd) {
-        if self.spare.take().is_none() {
-            return;
-        }
-        if let Ok(fd) = accept_with(listener, SocketFlags::CLOEXEC) {
-            let _ = send(&fd, http::OVERLOADED, SendFlags::NOSIGNAL);
-            self.metrics.response(Status::Unavailable);
-        }
-        self.spare = open_spare();
-    }
-
-    fn pause_accepting(&mut self, ctx: &mut Context<'_>) {
-        if self.accept_paused.is_some() {
-            return;
-        }
-        self.listener_io = None; // deregister; the listening socket stays open
-        let me = self.me.clone();
-        let resume =
-            ctx.reactor().add_timer(HOUSEKEEPING, Expiration::Once(ACCEPT_PAUSE), move |ctx, _| {
-                with_worker(&me, |w| {
-                    w.accept_paused = None;
-                    if w.spare.is_none() {
-                        w.spare = open_spare();
-                    }
-                    if !w.draining {
-                        let _ = w.listen(ctx.reactor());
-                    }
-                })
-            });
-        match resume {
-            Ok(t) => self.accept_paused = Some(t),
-            // Not even a shared timer could be armed: listen again next time round.
-            Err(_) => {
-                let _ = self.listen(ctx.reactor());
-            }
-        }
-    }
-
-    fn admit(&mut self, ctx: &mut Context<'_>, fd: OwnedFd) {
-        if self.draining {
-            return;
-        }
-        if self.metrics.connections.load(Relaxed) >= self.cfg.max_conns as u64 {
-            let _ = send(&fd, http::OVERLOADED, SendFlags::NOSIGNAL);
-            self.metrics.response(Status::Unavailable);
-            return;
-        }
-        let _ = sockopt::set_tcp_nodelay(&fd, true);
-        // Cap the kernel's send buffer too, so "too slow" is reached in
-        // seconds rather than after megabytes of autotuned buffer.
-        let _ = sockopt::set_socket_send_buffer_size(&fd, self.cfg.max_buffered);
-        let sock = Rc::new(fd);
-        let key = self.conns.vacant_key();
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        let me = self.me.clone();
-        let Ok(io) = ctx.reactor().add_io(sock.clone(), CLIENT, move |ctx, r| {
-            with_worker(&me, |w| w.on_conn(ctx, key, generation, r))
-        }) else {
-            return;
-        };
-        let deadline = self.deadline(ctx, key, generation, Deadline::Header);
-        self.conns.insert(Conn {
-            generation,
-            sock,
-            io: Some(io),
-            inbuf: Vec::new(),
-            out: Vec::new(),
-            want_write: false,
-            deadline,
-            stream: None,
-            closing: false,
-        });
-        self.metrics.connections.fetch_add(1, Relaxed);
-    }
-
     fn conn(&mut self, key: usize, generation: u64) -> Option<&mut Conn> {
         self.conns.get_mut(key).filter(|c| c.generation == generation)
     }

@@ -14,9 +14,11 @@ use rustix::event::{PollFd, PollFlags, poll};
 
 /// Block (bounded) until every fd is readable, so one epoll_wait returns all.
 fn wait_all_readable(fds: &[i32]) {
-    // SAFETY: the timers that own these fds outlive this function's use of them.
-    let borrowed: Vec<_> =
-        fds.iter().map(|fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) }).collect();
+    let borrow = |fd: &i32| {
+        // SAFETY: the timers that own these fds outlive this function's use of them.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) }
+    };
+    let borrowed: Vec<_> = fds.iter().map(borrow).collect();
     let deadline = std::time::Instant::now() + SOON;
     loop {
         let mut polls: Vec<_> = borrowed.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
