@@ -140,6 +140,10 @@ impl Events {
 
     /// The events of the last wait, in the order the kernel gave them.
     pub fn iter(&self) -> impl Iterator<Item = (Token, Readiness)> + '_ {
-        (0..self.len()).filter_map(|i| self.get(i))
+        self.buf.iter().map(|e| {
+            // Copy out of the packed struct before use.
+            let (data, flags) = (e.data, e.flags);
+            (Token::from_u64(data.u64()), Readiness::from_flags(flags))
+        })
     }
 }

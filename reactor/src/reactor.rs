@@ -227,16 +227,18 @@ impl Reactor {
     pub fn turn(&self, timeout: Option<Duration>) -> Result<usize, Error> {
         // The buffer is out of `Core` for the whole turn; a nested turn from
         // a callback finds it missing.
-        let mut events = self.core()?.events.take().ok_or(Error::Reentrant)?;
-        let waited = self.core.borrow().poller.wait(&mut events, timeout);
-        let n = match waited {
-            Ok(n) => n,
-            Err(e) => {
-                self.core.borrow_mut().events = Some(events);
+        let events = {
+            // One borrow for take, wait and count: no callback runs in between.
+            let mut core = self.core()?;
+            let mut events = core.events.take().ok_or(Error::Reentrant)?;
+            if let Err(e) = core.poller.wait(&mut events, timeout) {
+                core.events = Some(events);
                 return Err(e.into());
             }
+            core.stats.wakeups += 1;
+            events
         };
-        self.core.borrow_mut().stats.wakeups += 1;
+        let n = events.len();
         // Put the buffer back even if a callback panics.
         struct Restore<'a>(&'a Reactor, Option<crate::poller::Events>);
         impl Drop for Restore<'_> {

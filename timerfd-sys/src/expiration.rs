@@ -110,6 +110,7 @@ impl Expiration {
     /// # Ok::<(), timerfd_sys::Error>(())
     /// ```
     #[doc(alias = "itimerspec")]
+    #[inline]
     pub fn to_itimerspec(&self) -> Result<(TimerfdTimerFlags, Itimerspec), Error> {
         let (flags, value, period) = match *self {
             Expiration::Once(d) => (TimerfdTimerFlags::empty(), relative(d)?, None),
@@ -135,12 +136,14 @@ impl Expiration {
 pub(crate) const DISARM: Itimerspec = Itimerspec { it_interval: ZERO_TS, it_value: ZERO_TS };
 const ZERO_TS: Timespec = Timespec { tv_sec: 0, tv_nsec: 0 };
 
+#[inline]
 fn nonzero(period: Duration) -> Result<Duration, Error> {
     if period.is_zero() { Err(Error::ZeroPeriod) } else { Ok(period) }
 }
 
 /// A duration as a `timespec`. `MAX_TIME` has 999,999,999 ns, so comparing
 /// whole seconds is the whole range check.
+#[inline]
 fn relative(d: Duration) -> Result<Timespec, Error> {
     if d.as_secs() > MAX_TIME.as_secs() {
         return Err(Error::OutOfRange { field: Field::Value });
@@ -150,6 +153,7 @@ fn relative(d: Duration) -> Result<Timespec, Error> {
 }
 
 /// A point on the clock as a `timespec`: not before the epoch, not past `MAX_TIME`.
+#[inline]
 fn absolute(t: ClockTime) -> Result<Timespec, Error> {
     if t.secs() < 0 || t.secs() as u64 > MAX_TIME.as_secs() {
         return Err(Error::OutOfRange { field: Field::Value });
@@ -158,6 +162,7 @@ fn absolute(t: ClockTime) -> Result<Timespec, Error> {
 }
 
 /// Zero would disarm: raise it to [`MIN_VALUE`].
+#[inline]
 fn at_least_min(ts: Timespec) -> Timespec {
     if ts.tv_sec == 0 && ts.tv_nsec == 0 {
         Timespec { tv_sec: 0, tv_nsec: MIN_VALUE.subsec_nanos() as i64 }

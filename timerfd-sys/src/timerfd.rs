@@ -74,6 +74,7 @@ impl TimerFd {
     ///
     /// [timerfd_settime(2)]: https://man7.org/linux/man-pages/man2/timerfd_settime.2.html
     #[doc(alias = "timerfd_settime")]
+    #[inline]
     pub fn set(&self, exp: Expiration) -> Result<(), Error> {
         let (flags, spec) = exp.to_itimerspec()?;
         self.settime(flags, &spec)
@@ -84,6 +85,7 @@ impl TimerFd {
     /// libc, not rustix: rustix's `timerfd_settime` always asks the kernel
     /// for the old setting, and that extra copy-out measured 9% of the call
     /// here (`benches/examples/ab_settime.rs`); passing NULL skips it.
+    #[inline]
     fn settime(&self, flags: TimerfdTimerFlags, spec: &Itimerspec) -> Result<(), Error> {
         let ts =
             |t: &rustix::time::Timespec| libc::timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_nsec };
@@ -120,6 +122,7 @@ impl TimerFd {
     /// Stop the timer: `timerfd_settime` with a zero `itimerspec`. Unread
     /// expirations are discarded.
     #[doc(alias = "timerfd_settime")]
+    #[inline]
     pub fn disarm(&self) -> Result<(), Error> {
         self.settime(TimerfdTimerFlags::empty(), &DISARM)
     }
@@ -142,6 +145,7 @@ impl TimerFd {
     ///   timer: [`Error::Canceled`].
     ///
     /// [read(2)]: https://man7.org/linux/man-pages/man2/timerfd_create.2.html#DESCRIPTION
+    #[inline]
     pub fn read(&self) -> Result<u64, Error> {
         let mut buf = [0u8; 8];
         loop {
