@@ -272,8 +272,8 @@ impl Core {
                 if self.shared.generation(key) != Some(generation) {
                     return None;
                 }
-                let entry = self.shared.remove(key)?;
-                if entry.detached {
+                let (entry, detached) = self.shared.remove(key)?;
+                if detached {
                     self.stats.detached_timers -= 1;
                 }
                 self.tracer.emit(|| TraceEvent::HeapCancel { timer: key });
@@ -323,8 +323,8 @@ impl Core {
     pub(crate) fn detach(&mut self, id: SourceId) {
         match id {
             SourceId::Shared { key, generation } => {
-                if let Some(e) = self.shared.entry_mut(key).filter(|e| e.generation == generation) {
-                    e.detached = true;
+                if self.shared.generation(key) == Some(generation) && self.shared.set_detached(key)
+                {
                     self.stats.detached_timers += 1;
                 }
             }

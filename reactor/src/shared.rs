@@ -28,6 +28,9 @@
 //!   heap is rebuilt without them: memory stays within about twice the live
 //!   count, amortised O(1) per cancel. `seq` is a `u32`: a dead entry is
 //!   collected long before 2^32 further arms could wrap onto it.
+//! * **48 bytes a timer.** A 32-byte slab entry (the slab's vacant/occupied
+//!   tag lives in the never-zero generation) plus a 16-byte heap entry;
+//!   "armed" is `seq != NOT_ARMED`, and "detached" is a bit in a side bitmap.
 //! * **The fd is armed no later than the earliest live deadline.** It is
 //!   re-armed only when a push makes a new earliest deadline, and after a
 //!   firing pass. Cancelling the earliest timer does not re-arm: the fd
@@ -43,6 +46,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::num::NonZeroU32;
 
 use slab::Slab;
 use timerfd_sys::{ClockTime, Expiration};
@@ -53,19 +57,24 @@ use crate::context::TimerCallback;
 /// Dead heap entries tolerated before a compaction is considered.
 pub const COMPACT_MIN: usize = 1024;
 
-/// One shared timer. 40 bytes plus what its callback captures.
+/// One shared timer: 32 bytes plus what its callback captures. With its
+/// 16-byte heap entry, 48 bytes per timer.
 pub(crate) struct SharedEntry {
     /// 0 for a one-shot.
     period_ns: u64,
-    /// The `seq` of this timer's live heap entry, when armed.
+    /// The `seq` of this timer's live heap entry, or [`NOT_ARMED`].
     seq: u32,
     /// Distinguishes successive occupants of one slab slot, for handles.
-    pub(crate) generation: u32,
-    armed: bool,
-    pub(crate) detached: bool,
+    /// Never zero, so the slab can keep its vacant/occupied tag in this
+    /// field's niche instead of in 8 more bytes.
+    generation: NonZeroU32,
     /// `None` while the callback runs.
     pub(crate) callback: Option<TimerCallback>,
 }
+
+/// `SharedEntry::seq` of a timer with no live heap entry. `take_seq` never
+/// hands it out.
+const NOT_ARMED: u32 = u32::MAX;
 
 /// A heap entry: 16 bytes, ordered by deadline.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,6 +107,9 @@ pub(crate) struct SharedTimers {
     armed: usize,
     /// Source of `seq` values, one per arm.
     next_seq: u32,
+    /// One bit per slab key: set for a detached timer. Kept out of
+    /// `SharedEntry` so that an entry stays at 32 bytes.
+    detached: Vec<u64>,
     /// The deadline the shared timerfd is armed for, if it is armed.
     pub(crate) armed_for: Option<u64>,
     /// Reused across passes, so a pass allocates nothing once warm.
@@ -137,7 +149,7 @@ impl SharedTimers {
     }
 
     pub(crate) fn generation(&self, key: u32) -> Option<u32> {
-        self.timers.get(key as usize).map(|e| e.generation)
+        self.timers.get(key as usize).map(|e| e.generation.get())
     }
 
     /// Add a timer, armed with `exp`. Returns its key, generation and deadline.
@@ -148,26 +160,27 @@ impl SharedTimers {
         callback: TimerCallback,
     ) -> Result<(u32, u32, u64), Error> {
         let (deadline, period_ns) = schedule(exp, now)?;
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = NonZeroU32::new(self.next_generation).unwrap_or(NonZeroU32::MIN);
+        self.next_generation = generation.get().checked_add(1).unwrap_or(1);
         let seq = self.take_seq();
         let key = self.timers.insert(SharedEntry {
             period_ns,
             seq,
             generation,
-            armed: true,
-            detached: false,
             callback: Some(callback),
         });
         let key = u32::try_from(key).map_err(|_| Error::Os(rustix::io::Errno::NOSPC))?;
         self.heap.push(Reverse(HeapEntry { deadline, key, seq }));
         self.armed += 1;
-        Ok((key, generation, deadline))
+        Ok((key, generation.get(), deadline))
     }
 
     fn take_seq(&mut self) -> u32 {
         let seq = self.next_seq;
-        self.next_seq = seq.wrapping_add(1);
+        self.next_seq = match seq.wrapping_add(1) {
+            NOT_ARMED => 0,
+            next => next,
+        };
         seq
     }
 
@@ -177,11 +190,10 @@ impl SharedTimers {
         let (deadline, period_ns) = schedule(exp, now)?;
         let seq = self.take_seq();
         let entry = self.timers.get_mut(key as usize).ok_or(Error::Gone)?;
-        if !entry.armed {
+        if entry.seq == NOT_ARMED {
             self.armed += 1;
         }
         entry.seq = seq;
-        entry.armed = true;
         entry.period_ns = period_ns;
         self.heap.push(Reverse(HeapEntry { deadline, key, seq }));
         self.maybe_compact();
@@ -191,28 +203,43 @@ impl SharedTimers {
     /// Disarm timer `key`. Returns whether it was armed.
     pub(crate) fn cancel(&mut self, key: u32) -> bool {
         let Some(entry) = self.timers.get_mut(key as usize) else { return false };
-        let was_armed = entry.armed;
+        let was_armed = entry.seq != NOT_ARMED;
         if was_armed {
-            entry.armed = false;
+            entry.seq = NOT_ARMED;
             self.armed -= 1;
             self.maybe_compact();
         }
         was_armed
     }
 
-    /// Remove timer `key`, returning it so its callback can be dropped
-    /// outside any borrow of the reactor.
-    pub(crate) fn remove(&mut self, key: u32) -> Option<SharedEntry> {
+    /// Remove timer `key`, returning it (so its callback can be dropped
+    /// outside any borrow of the reactor) and whether it was detached.
+    pub(crate) fn remove(&mut self, key: u32) -> Option<(SharedEntry, bool)> {
         let entry = self.timers.try_remove(key as usize)?;
-        if entry.armed {
+        if entry.seq != NOT_ARMED {
             self.armed -= 1;
             self.maybe_compact();
         }
-        Some(entry)
+        let detached = self.is_detached(key);
+        if detached {
+            self.detached[key as usize / 64] &= !(1 << (key % 64));
+        }
+        Some((entry, detached))
     }
 
-    pub(crate) fn entry_mut(&mut self, key: u32) -> Option<&mut SharedEntry> {
-        self.timers.get_mut(key as usize)
+    /// Mark timer `key` detached; false if it already was.
+    pub(crate) fn set_detached(&mut self, key: u32) -> bool {
+        let (word, bit) = (key as usize / 64, 1u64 << (key % 64));
+        if self.detached.len() <= word {
+            self.detached.resize(word + 1, 0);
+        }
+        let was = self.detached[word] & bit != 0;
+        self.detached[word] |= bit;
+        !was
+    }
+
+    fn is_detached(&self, key: u32) -> bool {
+        self.detached.get(key as usize / 64).is_some_and(|w| w & (1 << (key % 64)) != 0)
     }
 
     /// Heap entries whose timer has since been re-armed, cancelled or removed.
@@ -267,14 +294,14 @@ impl SharedTimers {
     pub(crate) fn fire(&mut self, due: Due, now: u64) -> Option<Fired> {
         let HeapEntry { deadline, key, seq } = due.entry;
         let entry = self.timers.get_mut(key as usize)?;
-        if entry.seq != seq || !entry.armed {
+        if entry.seq != seq {
             return None;
         }
         let late = now.saturating_sub(deadline);
         let ticks = match late.checked_div(entry.period_ns) {
             None => {
                 // A one-shot (period 0): fired, now disarmed.
-                entry.armed = false;
+                entry.seq = NOT_ARMED;
                 self.armed -= 1;
                 1
             }
@@ -288,7 +315,7 @@ impl SharedTimers {
         // A callback already running (it re-armed itself into the past and
         // fired again in a nested turn) has no callback to hand out.
         let callback = entry.callback.take()?;
-        Some(Fired { key, generation: entry.generation, ticks, callback })
+        Some(Fired { key, generation: entry.generation.get(), ticks, callback })
     }
 
     /// Put a callback back after it ran, unless its timer was removed or its
@@ -300,7 +327,7 @@ impl SharedTimers {
         callback: TimerCallback,
     ) -> Option<TimerCallback> {
         match self.timers.get_mut(key as usize) {
-            Some(e) if e.generation == generation && e.callback.is_none() => {
+            Some(e) if e.generation.get() == generation && e.callback.is_none() => {
                 e.callback = Some(callback);
                 None
             }
@@ -310,7 +337,7 @@ impl SharedTimers {
 }
 
 fn is_live(timers: &Slab<SharedEntry>, h: &HeapEntry) -> bool {
-    timers.get(h.key as usize).is_some_and(|e| e.armed && e.seq == h.seq)
+    timers.get(h.key as usize).is_some_and(|e| e.seq == h.seq)
 }
 
 #[cfg(test)]
@@ -325,7 +352,7 @@ mod tests {
     #[test]
     fn entry_sizes_stay_within_the_64_byte_budget() {
         assert_eq!(size_of::<HeapEntry>(), 16);
-        assert!(size_of::<SharedEntry>() <= 40, "{}", size_of::<SharedEntry>());
+        assert_eq!(size_of::<SharedEntry>(), 32);
         assert!(size_of::<slab::Slab<SharedEntry>>() > 0);
     }
 
@@ -363,7 +390,7 @@ mod tests {
         assert_eq!(s.collect_due(20), 1);
         let fired = s.fire(s.due(0), 20).unwrap();
         s.set(a, Expiration::OnceAt(ClockTime::ZERO), 20).unwrap(); // into the past
-        assert!(s.restore(a, 0, fired.callback).is_none());
+        assert!(s.restore(a, 1, fired.callback).is_none()); // generations start at 1
         assert_eq!(s.earliest(), Some(1), "pushed for the next pass, not fired in this one");
     }
 }
