@@ -132,8 +132,11 @@ impl Reactor {
         let raw = fd.as_raw_fd();
         let callback: SignalCallback = Box::new(callback);
         let mut core = self.core()?;
-        let token =
-            core.register(Source::Signal { fd, callback: Some(callback) }, raw, EventFlags::IN)?;
+        let token = core.register(
+            Source::Signal { fd: Box::new(fd), callback: Some(callback) },
+            raw,
+            EventFlags::IN,
+        )?;
         core.stats.signal_sources += 1;
         Ok(Signals { core: Rc::downgrade(&self.core), token })
     }
