@@ -79,6 +79,19 @@ pub(crate) enum Source {
     SharedClock,
 }
 
+impl Source {
+    /// The fd a user source registered; `None` for the internal ones (waker,
+    /// shared clock), which live as long as the reactor and no handle names.
+    fn raw_fd(&self) -> Option<RawFd> {
+        match self {
+            Source::Timer { fd, .. } => Some(fd.as_raw_fd()),
+            Source::Io { fd, .. } => Some(fd.as_fd().as_raw_fd()),
+            Source::Signal { fd, .. } => Some(fd.as_raw_fd()),
+            Source::Waker | Source::SharedClock => None,
+        }
+    }
+}
+
 pub(crate) struct Entry {
     pub(crate) generation: u32,
     pub(crate) detached: bool,
@@ -146,6 +159,20 @@ impl Core {
 
     pub(crate) fn entry(&mut self, token: Token) -> Option<&mut Entry> {
         self.sources.get_mut(token.key()).filter(|e| e.generation == token.generation())
+    }
+
+    pub(crate) fn entry_ref(&self, token: Token) -> Option<&Entry> {
+        self.sources.get(token.key()).filter(|e| e.generation == token.generation())
+    }
+
+    /// Change an I/O source's interest (`EPOLL_CTL_MOD`).
+    pub(crate) fn modify_io(&self, token: Token, flags: EventFlags) -> Result<(), Error> {
+        match self.entry_ref(token) {
+            Some(Entry { source: Source::Io { fd, .. }, .. }) => {
+                Ok(self.poller.modify(fd.as_fd(), token, flags)?)
+            }
+            _ => Err(Error::Gone),
+        }
     }
 
     pub(crate) fn add_dedicated(
@@ -291,31 +318,22 @@ impl Core {
             }
             SourceId::Dedicated(t) | SourceId::Io(t) | SourceId::Signal(t) => t,
         };
-        let internal = matches!(self.entry(token)?.source, Source::Waker | Source::SharedClock);
-        if internal {
-            // Handles only ever name user sources; internal ones live as long
-            // as the reactor.
-            return None;
-        }
+        let entry = self.entry_ref(token)?;
+        let (raw, detached) = (entry.source.raw_fd()?, usize::from(entry.detached));
         let entry = self.sources.remove(token.key());
-        let raw = match &entry.source {
-            Source::Timer { fd, .. } => {
+        match entry.source {
+            Source::Timer { .. } => {
                 self.stats.dedicated_timers -= 1;
                 self.stats.timerfds_open -= 1;
-                self.stats.detached_timers -= usize::from(entry.detached);
-                fd.as_raw_fd()
+                self.stats.detached_timers -= detached;
             }
-            Source::Io { fd, .. } => {
+            Source::Io { .. } => {
                 self.stats.io_sources -= 1;
-                self.stats.detached_io -= usize::from(entry.detached);
-                fd.as_fd().as_raw_fd()
+                self.stats.detached_io -= detached;
             }
-            Source::Signal { fd, .. } => {
-                self.stats.signal_sources -= 1;
-                fd.as_raw_fd()
-            }
-            Source::Waker | Source::SharedClock => return Some(Removed::Slot(entry)),
-        };
+            Source::Signal { .. } => self.stats.signal_sources -= 1,
+            Source::Waker | Source::SharedClock => {} // raw_fd() turned these away above
+        }
         // SAFETY: the fd is still open: the entry that owns (or borrows) it has not been dropped yet.
         let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
         // ENOENT/EBADF here would mean the caller closed a borrowed fd early;

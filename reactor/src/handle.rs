@@ -135,17 +135,7 @@ pub struct Io<'fd> {
 impl Io<'_> {
     /// Change what the fd is watched for (`EPOLL_CTL_MOD`).
     pub fn modify(&self, interest: Interest) -> Result<(), Error> {
-        with_core(&self.core, |c| {
-            let Core { sources, poller, .. } = c;
-            match sources.get(self.token.key()) {
-                Some(Entry { generation, source: Source::Io { fd, .. }, .. })
-                    if *generation == self.token.generation() =>
-                {
-                    Ok(poller.modify(std::os::fd::AsFd::as_fd(fd), self.token, interest.flags())?)
-                }
-                _ => Err(Error::Gone),
-            }
-        })
+        with_core(&self.core, |c| c.modify_io(self.token, interest.flags()))
     }
 
     /// The epoll token its events carry.

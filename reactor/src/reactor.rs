@@ -271,15 +271,11 @@ impl Reactor {
             Source::Timer { fd, callback } => {
                 // One read per ready timer; 0 means it was re-armed after
                 // epoll saw it ready (a spurious event).
-                let ticks = fd.read().unwrap_or(0);
-                let raw = fd.as_raw_fd();
-                match (ticks, callback.take()) {
-                    (0, cb) => {
-                        *callback = cb;
-                        Job::Nothing
-                    }
-                    (_, None) => Job::Nothing,
-                    (_, Some(cb)) => Job::Timer(cb, ticks, raw),
+                match fd.read().unwrap_or(0) {
+                    0 => Job::Nothing,
+                    ticks => callback
+                        .take()
+                        .map_or(Job::Nothing, |cb| Job::Timer(cb, ticks, fd.as_raw_fd())),
                 }
             }
             Source::Io { callback, .. } => callback.take().map_or(Job::Nothing, Job::Io),
