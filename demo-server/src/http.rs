@@ -156,9 +156,9 @@ impl Status {
         }
     }
 
-    /// Index into [`Status::ALL`].
+    /// Index into [`Status::ALL`], which lists the variants in declaration order.
     pub fn index(self) -> usize {
-        Status::ALL.iter().position(|s| *s == self).unwrap_or(0)
+        self as usize
     }
 }
 
@@ -363,6 +363,13 @@ mod tests {
         assert_eq!(first.route, Route::Metrics);
         let Parsed::Request(second, _) = parse(&two[used..]) else { panic!() };
         assert_eq!((second.route, second.head_only), (Route::Dashboard, true));
+    }
+
+    #[test]
+    fn index_matches_the_order_of_all() {
+        for (i, s) in Status::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i);
+        }
     }
 
     #[test]

@@ -81,20 +81,20 @@ pub struct Verdict {
     pub ok: bool,
 }
 
-struct Child_ {
+struct ServerChild {
     child: Child,
     addr: SocketAddr,
     pid: u32,
 }
 
-impl Drop for Child_ {
+impl Drop for ServerChild {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn spawn_server(o: &Options) -> Result<Child_, String> {
+fn spawn_server(o: &Options) -> Result<ServerChild, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
     let limit = o.fd_limit;
     let mut cmd = Command::new(exe);
@@ -126,7 +126,7 @@ fn spawn_server(o: &Options) -> Result<Child_, String> {
         }
     };
     std::thread::spawn(move || lines.for_each(drop));
-    Ok(Child_ { child, addr, pid })
+    Ok(ServerChild { child, addr, pid })
 }
 
 fn cpu_ticks(pid: u32) -> u64 {

@@ -114,21 +114,11 @@ impl Metrics {
 
     /// The sum of every worker's published stats.
     pub fn reactor_totals(&self) -> Stats {
-        let mut t = Stats::default();
+        let mut total = Stats::default();
         for w in &self.workers {
-            let s = *w.lock().unwrap_or_else(|p| p.into_inner());
-            t.dedicated_timers += s.dedicated_timers;
-            t.shared_timers += s.shared_timers;
-            t.detached_timers += s.detached_timers;
-            t.timerfds_open += s.timerfds_open;
-            t.shared_heap_entries += s.shared_heap_entries;
-            t.io_sources += s.io_sources;
-            t.wakeups += s.wakeups;
-            t.events_dispatched += s.events_dispatched;
-            t.stale_events += s.stale_events;
-            t.timer_expirations += s.timer_expirations;
+            total += *w.lock().unwrap_or_else(|p| p.into_inner());
         }
-        t
+        total
     }
 
     /// The Prometheus text exposition, format 0.0.4.

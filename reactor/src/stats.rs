@@ -38,6 +38,41 @@ pub struct Stats {
     pub timer_expirations: u64,
 }
 
+/// Sum two reactors' stats, e.g. one per worker thread. Destructured field by
+/// field, so a field added later cannot be forgotten here.
+impl core::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        let Stats {
+            dedicated_timers,
+            shared_timers,
+            io_sources,
+            signal_sources,
+            wakers,
+            detached_timers,
+            detached_io,
+            timerfds_open,
+            shared_heap_entries,
+            wakeups,
+            events_dispatched,
+            stale_events,
+            timer_expirations,
+        } = o;
+        self.dedicated_timers += dedicated_timers;
+        self.shared_timers += shared_timers;
+        self.io_sources += io_sources;
+        self.signal_sources += signal_sources;
+        self.wakers += wakers;
+        self.detached_timers += detached_timers;
+        self.detached_io += detached_io;
+        self.timerfds_open += timerfds_open;
+        self.shared_heap_entries += shared_heap_entries;
+        self.wakeups += wakeups;
+        self.events_dispatched += events_dispatched;
+        self.stale_events += stale_events;
+        self.timer_expirations += timer_expirations;
+    }
+}
+
 impl Stats {
     /// Timers of both modes.
     pub fn timers(&self) -> usize {

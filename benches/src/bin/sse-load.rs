@@ -120,7 +120,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-struct Result_ {
+struct Measured {
     opened: usize,
     per_sec: f64,
     cpu_per_beat_us: f64,
@@ -128,7 +128,7 @@ struct Result_ {
     rss_per_stream_kib: f64,
 }
 
-fn measure(addr: SocketAddr, pid: u32, streams: usize, secs: u64) -> Result_ {
+fn measure(addr: SocketAddr, pid: u32, streams: usize, secs: u64) -> Measured {
     let reactor = Reactor::new().expect("reactor");
     let beats = Rc::new(Cell::new(0u64));
     // Let the server reach its steady state before the baseline RSS.
@@ -197,7 +197,7 @@ fn measure(addr: SocketAddr, pid: u32, streams: usize, secs: u64) -> Result_ {
     let (beats1, cpu1, wall) = (beats.get(), cpu_ns(pid), t0.elapsed());
     let beats = beats1 - beats0;
     let cpu = Duration::from_nanos(cpu1 - cpu0);
-    Result_ {
+    Measured {
         opened: handles.len(),
         per_sec: beats as f64 / wall.as_secs_f64(),
         cpu_per_beat_us: if beats == 0 { 0.0 } else { cpu.as_secs_f64() * 1e6 / beats as f64 },
