@@ -262,23 +262,13 @@ pub fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
-/// Open a stream and read through its opening event.
+/// Open a stream and read through its opening event (the library's client,
+/// which `leak-demo` uses too); anything but a live stream fails the test.
 pub fn open_stream(addr: SocketAddr, route: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(SOON)).unwrap();
-    write!(s, "GET /stream/{route} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 1];
-    while !seen.ends_with(b"event: open\ndata: ") {
-        assert_eq!(
-            s.read(&mut buf).unwrap(),
-            1,
-            "stream closed early: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.push(buf[0]);
+    match demo_server::client::open_stream(addr, route) {
+        demo_server::client::Opened::Stream(s) => s,
+        other => panic!("/stream/{route} did not open: {other:?}"),
     }
-    s
 }
 
 /// Read SSE events (blocks, with the socket's read timeout) until `n` with
