@@ -129,12 +129,6 @@ fn spawn_server(o: &Options) -> Result<ServerChild, String> {
     Ok(ServerChild { child, addr, pid })
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
-    let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return 0 };
-    after.split(' ').skip(11).take(2).filter_map(|v| v.parse::<u64>().ok()).sum()
-}
-
 /// Wait (bounded) until the server has noticed every closed stream.
 fn settle(control: &mut Control, route: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -224,14 +218,14 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
     }
 
     // At the limit: more clients knock; the server must answer, not spin.
-    let ticks = cpu_ticks(server.pid);
+    let cpu = crate::inspect::cpu_time(server.pid).unwrap_or_default();
     let window = Instant::now();
     for _ in 0..20 {
         if let Opened::Stream(_) = open_stream(server.addr, "fixed") {}
     }
     std::thread::sleep(Duration::from_millis(500));
-    let cpu_percent =
-        (cpu_ticks(server.pid) - ticks) as f64 / 100.0 / window.elapsed().as_secs_f64() * 100.0;
+    let used = crate::inspect::cpu_time(server.pid).unwrap_or_default().saturating_sub(cpu);
+    let cpu_percent = used.as_secs_f64() / window.elapsed().as_secs_f64() * 100.0;
     let alive = control.metrics().is_ok_and(|m| m.contains("process_open_fds"));
 
     let fixed_end = samples.iter().rfind(|s| !s.leaky).map_or(baseline, |s| s.timerfds);

@@ -312,8 +312,8 @@ impl SharedTimers {
                 ticks
             }
         };
-        // A callback already running (it re-armed itself into the past and
-        // fired again in a nested turn) has no callback to hand out.
+        // A callback is out of its entry only while it runs, and passes do
+        // not nest (`turn` refuses re-entry), so this is `Some` in practice.
         let callback = entry.callback.take()?;
         Some(Fired { key, generation: entry.generation.get(), ticks, callback })
     }
