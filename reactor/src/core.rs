@@ -20,17 +20,16 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 
-use rustix::event::epoll::EventFlags;
 use slab::Slab;
 use timerfd_sys::{Clock, ClockTime, Expiration, TimerFd};
 
 use crate::context::{IoCallback, SignalCallback, TimerCallback};
 use crate::poller::{Events, Poller};
-use crate::shared::{SharedEntry, SharedTimers, nanos};
+use crate::shared::{MAX_DEADLINE, Schedule, SharedEntry, SharedTimers, nanos};
 use crate::signal::SignalFd;
 use crate::trace::{TraceEvent, Tracer};
 use crate::waker::WakerInner;
-use crate::{Error, Stats, Token};
+use crate::{Error, Interest, Stats, Token};
 
 /// Events fetched per `epoll_wait`.
 pub(crate) const EVENTS_PER_TURN: usize = 1024;
@@ -118,6 +117,10 @@ pub(crate) struct Core {
     pub(crate) waker: Option<Arc<WakerInner>>,
     /// Taken out for the length of a turn, so callbacks can borrow `Core`.
     pub(crate) events: Option<Events>,
+    /// Where the next turn resumes in `events` instead of waiting: set when
+    /// a callback's panic cut a turn short, so that the rest of its batch
+    /// (edge-triggered readiness included) is still delivered.
+    pub(crate) resume_at: Option<usize>,
 }
 
 impl Core {
@@ -133,28 +136,49 @@ impl Core {
             stop: false,
             waker: None,
             events: Some(Events::with_capacity(EVENTS_PER_TURN)),
+            resume_at: None,
         })
     }
 
-    /// Put `source` in the slab and register `fd` with epoll under its token.
-    /// On failure the source is dropped (closing what it owns).
-    pub(crate) fn register(
-        &mut self,
-        source: Source,
-        fd: RawFd,
-        flags: EventFlags,
-    ) -> Result<Token, Error> {
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let slot = self.sources.vacant_entry();
-        let key = u32::try_from(slot.key()).map_err(|_| Error::Os(rustix::io::Errno::NOSPC))?;
-        let token = Token::new(key, generation);
-        // SAFETY: `fd` belongs to `source`, or for a borrowed fd is kept open by the handle's lifetime.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        self.poller.add(borrowed, token, flags)?;
-        self.tracer.emit(|| TraceEvent::EpollAdd { fd, token });
-        slot.insert(Entry { generation, detached: false, source });
+    /// Register `fd` with epoll under the token the next [`insert`](Self::insert)
+    /// will use. Nothing else changes, so a failure leaves no trace; the
+    /// caller still holds the source and drops it after releasing `Core`.
+    pub(crate) fn watch(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> Result<Token, Error> {
+        let key = u32::try_from(self.sources.vacant_key())
+            .map_err(|_| Error::Os(rustix::io::Errno::NOSPC))?;
+        let token = Token::new(key, self.next_generation);
+        self.poller.add(fd, token, interest.flags())?;
         Ok(token)
+    }
+
+    /// Put `source` in the slot [`watch`](Self::watch) reserved for `token`.
+    /// Cannot fail: this is the commit point of every add.
+    pub(crate) fn insert(&mut self, token: Token, source: Source, fd: RawFd, interest: Interest) {
+        debug_assert_eq!(self.sources.vacant_key(), token.key() as usize);
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.gauge(&source, false, 1);
+        self.sources.insert(Entry { generation: token.generation(), detached: false, source });
+        self.tracer.emit(|| TraceEvent::EpollAdd { fd, token, interest });
+    }
+
+    /// Move the gauges of `source` by `delta` (+1 added, -1 removed): the
+    /// one place where `Stats` gauges for slab sources change.
+    fn gauge(&mut self, source: &Source, detached: bool, delta: isize) {
+        let s = &mut self.stats;
+        let (live, detached_gauge) = match source {
+            Source::Timer { .. } => {
+                s.timerfds_open = s.timerfds_open.wrapping_add_signed(delta);
+                (&mut s.dedicated_timers, Some(&mut s.detached_timers))
+            }
+            Source::Io { .. } => (&mut s.io_sources, Some(&mut s.detached_io)),
+            Source::Signal { .. } => (&mut s.signal_sources, None),
+            Source::Waker => (&mut s.wakers, None),
+            Source::SharedClock => (&mut s.timerfds_open, None),
+        };
+        *live = live.wrapping_add_signed(delta);
+        if let (true, Some(d)) = (detached, detached_gauge) {
+            *d = d.wrapping_add_signed(delta);
+        }
     }
 
     pub(crate) fn entry(&mut self, token: Token) -> Option<&mut Entry> {
@@ -165,68 +189,78 @@ impl Core {
         self.sources.get(token.key()).filter(|e| e.generation == token.generation())
     }
 
-    /// Change an I/O source's interest (`EPOLL_CTL_MOD`).
-    pub(crate) fn modify_io(&self, token: Token, flags: EventFlags) -> Result<(), Error> {
-        match self.entry_ref(token) {
-            Some(Entry { source: Source::Io { fd, .. }, .. }) => {
-                Ok(self.poller.modify(fd.as_fd(), token, flags)?)
+    /// Whether the source `id` names still exists.
+    pub(crate) fn is_live(&self, id: SourceId) -> bool {
+        match id {
+            SourceId::Shared { key, generation } => self.shared.generation(key) == Some(generation),
+            SourceId::Dedicated(t) | SourceId::Io(t) | SourceId::Signal(t) => {
+                self.entry_ref(t).is_some()
             }
-            _ => Err(Error::Gone),
         }
     }
 
-    pub(crate) fn add_dedicated(
+    /// Change an I/O source's interest (`EPOLL_CTL_MOD`, which the kernel
+    /// applies whole or not at all).
+    pub(crate) fn modify_io(&mut self, token: Token, interest: Interest) -> Result<(), Error> {
+        let Some(Entry { source: Source::Io { fd, .. }, .. }) = self.entry_ref(token) else {
+            return Err(Error::Gone);
+        };
+        let raw = fd.as_fd().as_raw_fd();
+        self.poller.modify(fd.as_fd(), token, interest.flags())?;
+        self.tracer.emit(|| TraceEvent::EpollMod { fd: raw, token, interest });
+        Ok(())
+    }
+
+    /// Create, arm and register a dedicated timerfd, ready for
+    /// [`insert`](Self::insert). Every step that can fail is here, before
+    /// the commit, and the timerfd closes if one does, so a refusal leaves
+    /// nothing behind.
+    pub(crate) fn prepare_dedicated(
         &mut self,
         clock: Clock,
         exp: Expiration,
-        callback: TimerCallback,
-    ) -> Result<Token, Error> {
+    ) -> Result<(TimerFd, Token), Error> {
         exp.to_itimerspec()?; // refuse bad input before creating anything
         let fd = TimerFd::new(clock)?;
+        fd.set(exp)?;
+        let token = self.watch(fd.as_fd(), Interest::READABLE)?;
         let raw = fd.as_raw_fd();
         self.tracer.emit(|| TraceEvent::Create { fd: raw, clock });
-        let armed = fd.set(exp);
-        if armed.is_ok() {
-            self.tracer.emit(|| TraceEvent::Arm { fd: raw, expiration: exp });
-        }
-        let registered = armed.map_err(Error::from).and_then(|()| {
-            self.register(Source::Timer { fd, callback: Some(callback) }, raw, EventFlags::IN)
-        });
-        match registered {
-            Ok(token) => {
-                self.stats.dedicated_timers += 1;
-                self.stats.timerfds_open += 1;
-                Ok(token)
-            }
-            Err(e) => {
-                self.tracer.emit(|| TraceEvent::Close { fd: raw });
-                Err(e)
-            }
-        }
+        self.tracer.emit(|| TraceEvent::Arm { fd: raw, expiration: exp });
+        Ok((fd, token))
     }
 
-    pub(crate) fn add_shared(
+    /// Compute a shared timer's deadline and make the shared timerfd ready
+    /// to fire by it, ready for [`insert_shared`](Self::insert_shared).
+    /// The heap does not change here, and a shared timerfd created here is
+    /// closed again on failure, so a refusal leaves no heap entry, no fd and
+    /// no change in `Stats`.
+    pub(crate) fn prepare_shared(&mut self, exp: Expiration) -> Result<Schedule, Error> {
+        let schedule = Schedule::new(exp, nanos(Clock::Monotonic.now()))?;
+        self.shared.check_room()?;
+        let created = self.open_shared_fd()?;
+        if let Err(e) = self.arm_shared_fd(schedule.deadline) {
+            if created {
+                self.close_shared_fd();
+            }
+            return Err(e);
+        }
+        Ok(schedule)
+    }
+
+    /// The commit of a shared add: cannot fail.
+    pub(crate) fn insert_shared(
         &mut self,
-        exp: Expiration,
+        schedule: Schedule,
         callback: TimerCallback,
-    ) -> Result<(u32, u32), Error> {
-        exp.to_itimerspec()?;
-        if self.shared_clock.is_none() {
-            let fd = TimerFd::new(Clock::Monotonic)?;
-            let raw = fd.as_raw_fd();
-            self.tracer.emit(|| TraceEvent::Create { fd: raw, clock: Clock::Monotonic });
-            let token = self.register(Source::SharedClock, raw, EventFlags::IN)?;
-            self.shared_clock = Some((fd, token));
-            self.stats.timerfds_open += 1;
-        }
-        let now = nanos(Clock::Monotonic.now());
-        let (key, generation, deadline_ns) = self.shared.insert(exp, now, callback)?;
-        self.tracer.emit(|| TraceEvent::HeapPush { timer: key, deadline_ns });
-        self.sync_shared_clock()?;
-        Ok((key, generation))
+    ) -> SourceId {
+        let (key, generation) = self.shared.insert(schedule, callback);
+        self.tracer.emit(|| TraceEvent::HeapPush { timer: key, deadline_ns: schedule.deadline });
+        SourceId::Shared { key, generation }
     }
 
-    /// Arm (`Some`) or disarm (`None`) a timer of either mode.
+    /// Arm (`Some`) or disarm (`None`) a timer of either mode. On error the
+    /// timer keeps its previous setting.
     pub(crate) fn set_timer(&mut self, id: SourceId, exp: Option<Expiration>) -> Result<(), Error> {
         match id {
             SourceId::Dedicated(token) => {
@@ -234,6 +268,7 @@ impl Core {
                     return Err(Error::Gone);
                 };
                 let raw = fd.as_raw_fd();
+                // timerfd_settime validates before it changes anything.
                 match exp {
                     Some(exp) => {
                         fd.set(exp)?;
@@ -252,39 +287,73 @@ impl Core {
                 }
                 match exp {
                     Some(exp) => {
-                        let deadline_ns =
-                            self.shared.set(key, exp, nanos(Clock::Monotonic.now()))?;
+                        let schedule = Schedule::new(exp, nanos(Clock::Monotonic.now()))?;
+                        self.arm_shared_fd(schedule.deadline)?;
+                        self.shared.set(key, schedule);
+                        let deadline_ns = schedule.deadline;
                         self.tracer.emit(|| TraceEvent::HeapPush { timer: key, deadline_ns });
-                        self.sync_shared_clock()
                     }
                     None => {
                         if self.shared.cancel(key) {
                             self.tracer.emit(|| TraceEvent::HeapCancel { timer: key });
                         }
-                        Ok(())
                     }
                 }
+                Ok(())
             }
             SourceId::Io(_) | SourceId::Signal(_) => Err(Error::NotATimer),
         }
     }
 
-    /// Point the shared timerfd at the earliest live deadline, if that is
-    /// earlier than what it is armed for (see the `shared` module rules).
-    pub(crate) fn sync_shared_clock(&mut self) -> Result<(), Error> {
-        let Some(earliest) = self.shared.earliest() else { return Ok(()) };
-        if self.shared.armed_for.is_some_and(|armed| armed <= earliest) {
+    /// Create and register the shared timerfd if there is none yet. Returns
+    /// whether it was created now.
+    fn open_shared_fd(&mut self) -> Result<bool, Error> {
+        if self.shared_clock.is_some() {
+            return Ok(false);
+        }
+        let fd = TimerFd::new(Clock::Monotonic)?;
+        let token = self.watch(fd.as_fd(), Interest::READABLE)?;
+        let raw = fd.as_raw_fd();
+        self.tracer.emit(|| TraceEvent::Create { fd: raw, clock: Clock::Monotonic });
+        self.insert(token, Source::SharedClock, raw, Interest::READABLE);
+        self.shared_clock = Some((fd, token));
+        Ok(true)
+    }
+
+    /// Undo [`open_shared_fd`](Self::open_shared_fd), for an add that failed
+    /// after it.
+    fn close_shared_fd(&mut self) {
+        let Some((fd, token)) = self.shared_clock.take() else { return };
+        let _ = self.poller.delete(fd.as_fd());
+        let entry = self.sources.remove(token.key());
+        self.gauge(&entry.source, false, -1);
+    }
+
+    /// Make sure the shared timerfd fires no later than `deadline` (see the
+    /// `shared` module rules): re-arm it only if it is armed for later, or
+    /// not at all. A deadline past the kernel's range is armed at
+    /// [`MAX_DEADLINE`], as the kernel saturates a dedicated timer's.
+    pub(crate) fn arm_shared_fd(&mut self, deadline: u64) -> Result<(), Error> {
+        if self.shared.armed_for.is_some_and(|armed| armed <= deadline) {
             return Ok(());
         }
         let Some((fd, _)) = &self.shared_clock else { return Ok(()) };
-        let at =
-            ClockTime::new((earliest / 1_000_000_000) as i64, (earliest % 1_000_000_000) as u32)?;
+        let at = deadline.min(MAX_DEADLINE);
+        let at = ClockTime::new((at / 1_000_000_000) as i64, (at % 1_000_000_000) as u32)?;
         let expiration = Expiration::OnceAt(at);
         fd.set(expiration)?;
         let raw = fd.as_raw_fd();
-        self.shared.armed_for = Some(earliest);
+        self.shared.armed_for = Some(deadline);
         self.tracer.emit(|| TraceEvent::Arm { fd: raw, expiration });
         Ok(())
+    }
+
+    /// Point the shared timerfd at the earliest live deadline, after a pass.
+    pub(crate) fn sync_shared_clock(&mut self) -> Result<(), Error> {
+        match self.shared.earliest() {
+            Some(earliest) => self.arm_shared_fd(earliest),
+            None => Ok(()),
+        }
     }
 
     /// Read the shared timerfd after it fired. It is a one-shot, so it is
@@ -319,21 +388,9 @@ impl Core {
             SourceId::Dedicated(t) | SourceId::Io(t) | SourceId::Signal(t) => t,
         };
         let entry = self.entry_ref(token)?;
-        let (raw, detached) = (entry.source.raw_fd()?, usize::from(entry.detached));
+        let raw = entry.source.raw_fd()?; // the waker and shared clock are never removed
         let entry = self.sources.remove(token.key());
-        match entry.source {
-            Source::Timer { .. } => {
-                self.stats.dedicated_timers -= 1;
-                self.stats.timerfds_open -= 1;
-                self.stats.detached_timers -= detached;
-            }
-            Source::Io { .. } => {
-                self.stats.io_sources -= 1;
-                self.stats.detached_io -= detached;
-            }
-            Source::Signal { .. } => self.stats.signal_sources -= 1,
-            Source::Waker | Source::SharedClock => {} // raw_fd() turned these away above
-        }
+        self.gauge(&entry.source, entry.detached, -1);
         // SAFETY: the fd is still open: the entry that owns (or borrows) it has not been dropped yet.
         let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
         // ENOENT/EBADF here would mean the caller closed a borrowed fd early;
@@ -357,13 +414,14 @@ impl Core {
                 }
             }
             SourceId::Dedicated(t) | SourceId::Io(t) | SourceId::Signal(t) => {
-                if let Some(e) = self.entry(t) {
-                    e.detached = true;
-                    match e.source {
-                        Source::Timer { .. } => self.stats.detached_timers += 1,
-                        Source::Io { .. } => self.stats.detached_io += 1,
-                        _ => {}
-                    }
+                let Some(e) = self.entry(t) else { return };
+                if std::mem::replace(&mut e.detached, true) {
+                    return;
+                }
+                match e.source {
+                    Source::Timer { .. } => self.stats.detached_timers += 1,
+                    Source::Io { .. } => self.stats.detached_io += 1,
+                    _ => {}
                 }
             }
         }

@@ -42,6 +42,12 @@ fn remove(core: &Weak<RefCell<Core>>, id: SourceId) {
     drop(removed);
 }
 
+/// Whether the source still exists: its reactor lives and it was not removed
+/// (by its own callback, or because that callback panicked).
+fn is_live(core: &Weak<RefCell<Core>>, id: SourceId) -> bool {
+    with_core(core, |c| Ok(c.is_live(id))).unwrap_or(false)
+}
+
 fn detach(core: &Weak<RefCell<Core>>, id: SourceId) {
     let _ = with_core(core, |c| {
         c.detach(id);
@@ -77,6 +83,15 @@ impl Timer {
     /// Stop the timer without removing it; [`set`](Self::set) re-arms it.
     pub fn disarm(&self) -> Result<(), Error> {
         with_core(&self.core, |c| c.set_timer(self.id, None))
+    }
+
+    /// Whether the timer still exists. False once its reactor is dropped,
+    /// once its callback removed it ([`Context::remove`](crate::Context::remove)),
+    /// or once its callback panicked (see
+    /// [Callbacks that panic](crate#callbacks-that-panic)); then every
+    /// other method reports [`Error::Gone`].
+    pub fn is_live(&self) -> bool {
+        is_live(&self.core, self.id)
     }
 
     /// Its mode.
@@ -135,12 +150,18 @@ pub struct Io<'fd> {
 impl Io<'_> {
     /// Change what the fd is watched for (`EPOLL_CTL_MOD`).
     pub fn modify(&self, interest: Interest) -> Result<(), Error> {
-        with_core(&self.core, |c| c.modify_io(self.token, interest.flags()))
+        with_core(&self.core, |c| c.modify_io(self.token, interest))
     }
 
     /// The epoll token its events carry.
     pub fn token(&self) -> Token {
         self.token
+    }
+
+    /// Whether the source is still registered: false once its reactor is
+    /// dropped, or its callback removed it or panicked.
+    pub fn is_live(&self) -> bool {
+        is_live(&self.core, SourceId::Io(self.token))
     }
 }
 
@@ -165,12 +186,20 @@ impl std::fmt::Debug for Io<'_> {
     }
 }
 
-/// A signal source. Dropping it closes the signalfd and unblocks the
-/// signals it blocked.
+/// A signal source. Dropping it closes the signalfd; a signal it blocked is
+/// unblocked when no other source in this thread still watches it.
 #[must_use = "dropping the handle removes the signal source at once"]
 pub struct Signals {
     pub(crate) core: Weak<RefCell<Core>>,
     pub(crate) token: Token,
+}
+
+impl Signals {
+    /// Whether the source is still registered: false once its reactor is
+    /// dropped, or its callback removed it or panicked.
+    pub fn is_live(&self) -> bool {
+        is_live(&self.core, SourceId::Signal(self.token))
+    }
 }
 
 impl Drop for Signals {

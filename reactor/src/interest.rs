@@ -57,6 +57,27 @@ impl fmt::Debug for Interest {
     }
 }
 
+/// The C names, as strace prints them: `EPOLLIN|EPOLLOUT|EPOLLET`.
+impl fmt::Display for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (EventFlags::IN, "EPOLLIN"),
+            (EventFlags::OUT, "EPOLLOUT"),
+            (EventFlags::RDHUP, "EPOLLRDHUP"),
+            (EventFlags::ET, "EPOLLET"),
+        ];
+        let mut sep = "";
+        for (_, name) in names.iter().filter(|(flag, _)| self.0.contains(*flag)) {
+            write!(f, "{sep}{name}")?;
+            sep = "|";
+        }
+        if sep.is_empty() {
+            f.write_str("0")?;
+        }
+        Ok(())
+    }
+}
+
 /// The readiness epoll reported for an I/O source.
 ///
 /// Hang-up and error are always reported, whatever the interest. Readiness

@@ -7,11 +7,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::event::epoll::EventFlags;
 use rustix::process::Signal;
 use timerfd_sys::{Clock, Expiration};
 
-use crate::context::{IoCallback, SignalCallback, TimerCallback};
+use crate::context::{IoCallback, TimerCallback};
 use crate::core::{Core, Entry, IoFd, Source, SourceId};
 use crate::shared::nanos;
 use crate::signal::SignalFd;
@@ -50,49 +49,68 @@ impl Reactor {
     /// Add a timer on `CLOCK_MONOTONIC`, armed with `exp`, in `mode`.
     /// `callback` gets the expiration count (at least 1) each time it fires.
     ///
-    /// An invalid `exp` is refused before anything is created.
+    /// Atomic: an invalid `exp` is refused before anything is created, and
+    /// on any error no fd, slab or heap entry, or `Stats` change is left
+    /// behind, and `callback` is dropped before this returns. Both modes
+    /// accept and refuse exactly the same expirations.
     pub fn add_timer(
         &self,
         mode: TimerMode,
         exp: Expiration,
         callback: impl FnMut(&mut Context<'_>, u64) + 'static,
     ) -> Result<Timer, Error> {
-        let callback: TimerCallback = Box::new(callback);
-        let id = match mode {
-            TimerMode::Dedicated => {
-                SourceId::Dedicated(self.core()?.add_dedicated(Clock::Monotonic, exp, callback)?)
-            }
+        match mode {
+            TimerMode::Dedicated => self.add_dedicated(Clock::Monotonic, exp, Box::new(callback)),
             TimerMode::Shared => {
-                let (key, generation) = self.core()?.add_shared(exp, callback)?;
-                SourceId::Shared { key, generation }
+                // On error, `callback` is dropped after the borrow ends: its
+                // captures may be handles whose `Drop` needs the reactor.
+                let (mut core, schedule) = self.core().and_then(|mut core| {
+                    let schedule = core.prepare_shared(exp)?;
+                    Ok((core, schedule))
+                })?;
+                let id = core.insert_shared(schedule, Box::new(callback));
+                Ok(Timer { core: Rc::downgrade(&self.core), id })
             }
-        };
-        Ok(Timer { core: Rc::downgrade(&self.core), id })
+        }
     }
 
     /// Add a dedicated timer on any clock (shared timers run on
-    /// `CLOCK_MONOTONIC` only).
+    /// `CLOCK_MONOTONIC` only). Atomic, like [`add_timer`](Self::add_timer).
     pub fn add_timer_on(
         &self,
         clock: Clock,
         exp: Expiration,
         callback: impl FnMut(&mut Context<'_>, u64) + 'static,
     ) -> Result<Timer, Error> {
-        let token = self.core()?.add_dedicated(clock, exp, Box::new(callback))?;
+        self.add_dedicated(clock, exp, Box::new(callback))
+    }
+
+    fn add_dedicated(
+        &self,
+        clock: Clock,
+        exp: Expiration,
+        callback: TimerCallback,
+    ) -> Result<Timer, Error> {
+        let (mut core, fd, token) = self.core().and_then(|mut core| {
+            let (fd, token) = core.prepare_dedicated(clock, exp)?;
+            Ok((core, fd, token))
+        })?;
+        let raw = fd.as_raw_fd();
+        let source = Source::Timer { fd, callback: Some(callback) };
+        core.insert(token, source, raw, Interest::READABLE);
         Ok(Timer { core: Rc::downgrade(&self.core), id: SourceId::Dedicated(token) })
     }
 
     /// Watch an fd the reactor takes ownership of (an `OwnedFd`, a
     /// `TcpStream`, or an `Rc` of one to keep using it elsewhere). It is
-    /// closed (dropped) when the handle is dropped.
+    /// closed (dropped) when the handle is dropped, or when this fails.
     pub fn add_io(
         &self,
         fd: impl AsFd + 'static,
         interest: Interest,
         callback: impl FnMut(&mut Context<'_>, Readiness) + 'static,
     ) -> Result<Io<'static>, Error> {
-        let raw = fd.as_fd().as_raw_fd();
-        self.register_io(IoFd::Owned(Box::new(fd)), raw, interest, Box::new(callback))
+        self.register_io(IoFd::Owned(Box::new(fd)), interest, Box::new(callback))
     }
 
     /// Watch an fd the caller keeps. The handle borrows it, so the fd cannot
@@ -103,41 +121,42 @@ impl Reactor {
         interest: Interest,
         callback: impl FnMut(&mut Context<'_>, Readiness) + 'static,
     ) -> Result<Io<'fd>, Error> {
-        let raw = fd.as_raw_fd();
-        self.register_io(IoFd::Borrowed(raw), raw, interest, Box::new(callback))
+        self.register_io(IoFd::Borrowed(fd.as_raw_fd()), interest, Box::new(callback))
     }
 
+    /// `epoll_ctl(ADD)`, then the slab entry. On error `fd` and `callback`
+    /// are dropped after the borrow ends (an owned fd's `Drop` is the caller's code).
     fn register_io<'fd>(
         &self,
         fd: IoFd,
-        raw: i32,
         interest: Interest,
         callback: IoCallback,
     ) -> Result<Io<'fd>, Error> {
-        let mut core = self.core()?;
-        let source = Source::Io { fd, callback: Some(callback) };
-        let token = core.register(source, raw, interest.flags())?;
-        core.stats.io_sources += 1;
+        let (mut core, token) = self.core().and_then(|mut core| {
+            let token = core.watch(fd.as_fd(), interest)?;
+            Ok((core, token))
+        })?;
+        let raw = fd.as_fd().as_raw_fd();
+        core.insert(token, Source::Io { fd, callback: Some(callback) }, raw, interest);
         Ok(Io { core: Rc::downgrade(&self.core), token, _fd: PhantomData })
     }
 
     /// Deliver `signals` to `callback` through a signalfd. Blocks them in
-    /// this thread (see the [`signal`](crate::signal) module docs).
+    /// this thread while any source wants them (see the
+    /// [`signal`](crate::signal) module docs).
     pub fn add_signals(
         &self,
         signals: &[Signal],
         callback: impl FnMut(&mut Context<'_>, SignalInfo) + 'static,
     ) -> Result<Signals, Error> {
-        let fd = SignalFd::open(signals)?;
+        let fd = Box::new(SignalFd::open(signals)?);
+        let (mut core, token) = self.core().and_then(|mut core| {
+            let token = core.watch(fd.as_fd(), Interest::READABLE)?;
+            Ok((core, token))
+        })?;
         let raw = fd.as_raw_fd();
-        let callback: SignalCallback = Box::new(callback);
-        let mut core = self.core()?;
-        let token = core.register(
-            Source::Signal { fd: Box::new(fd), callback: Some(callback) },
-            raw,
-            EventFlags::IN,
-        )?;
-        core.stats.signal_sources += 1;
+        let source = Source::Signal { fd, callback: Some(Box::new(callback)) };
+        core.insert(token, source, raw, Interest::READABLE);
         Ok(Signals { core: Rc::downgrade(&self.core), token })
     }
 
@@ -148,9 +167,8 @@ impl Reactor {
             return Ok(Waker { inner: Arc::clone(inner) });
         }
         let inner = Arc::new(WakerInner::new()?);
-        let raw = inner.fd.as_raw_fd();
-        core.register(Source::Waker, raw, EventFlags::IN)?;
-        core.stats.wakers = 1;
+        let token = core.watch(inner.fd.as_fd(), Interest::READABLE)?;
+        core.insert(token, Source::Waker, inner.fd.as_raw_fd(), Interest::READABLE);
         core.waker = Some(Arc::clone(&inner));
         Ok(Waker { inner })
     }
@@ -202,18 +220,22 @@ impl Reactor {
     }
 
     /// Like [`run_until`](Self::run_until), but give up after `limit`.
-    /// Returns whether `done()` held.
+    /// Returns whether `done()` held. A `limit` too far for [`Instant`]
+    /// (`Duration::MAX`, say) saturates: it never runs out.
     pub fn run_until_timeout(
         &self,
         limit: Duration,
         mut done: impl FnMut() -> bool,
     ) -> Result<bool, Error> {
-        let deadline = Instant::now() + limit;
+        let deadline = Instant::now().checked_add(limit);
         loop {
             if done() {
                 return Ok(true);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => limit,
+            };
             if left.is_zero() {
                 return Ok(false);
             }
@@ -227,36 +249,41 @@ impl Reactor {
     /// One turn: one `epoll_wait` (at most `timeout`; `None` blocks until an
     /// event), then every returned event dispatched in order. Returns the
     /// number of events.
+    ///
+    /// # Panics
+    ///
+    /// A panic in a callback unwinds out of `turn`, and the reactor stays
+    /// fully usable (see [Callbacks that panic](crate#callbacks-that-panic)):
+    /// the source whose callback panicked is removed, and the rest of this
+    /// turn's events are delivered by the next turn, which then does not
+    /// wait. A trace observer's panic resumes here too.
     pub fn turn(&self, timeout: Option<Duration>) -> Result<usize, Error> {
-        // The buffer is out of `Core` for the whole turn; a nested turn from
-        // a callback finds it missing.
-        let events = {
+        let (events, start) = {
             // One borrow for take, wait and count: no callback runs in between.
             let mut core = self.core()?;
             let mut events = core.events.take().ok_or(Error::Reentrant)?;
-            if let Err(e) = core.poller.wait(&mut events, timeout) {
+            if let Some(panic) = core.tracer.take_panic() {
                 core.events = Some(events);
-                return Err(e.into());
+                drop(core);
+                std::panic::resume_unwind(panic);
             }
-            core.stats.wakeups += 1;
-            events
-        };
-        let n = events.len();
-        // Put the buffer back even if a callback panics.
-        struct Restore<'a>(&'a Reactor, Option<crate::poller::Events>);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                if let Ok(mut core) = self.0.core.try_borrow_mut() {
-                    core.events = self.1.take();
+            match core.resume_at.take() {
+                Some(at) if at < events.len() => (events, at),
+                _ => {
+                    if let Err(e) = core.poller.wait(&mut events, timeout) {
+                        core.events = Some(events);
+                        return Err(e.into());
+                    }
+                    core.stats.wakeups += 1;
+                    (events, 0)
                 }
             }
-        }
-        let guard = Restore(self, Some(events));
-        let events = guard.1.as_ref().expect("set just above");
-        for (token, readiness) in events.iter() {
+        };
+        let n = events.len() - start;
+        let mut turn = InTurn { reactor: self, events: Some(events), next: start };
+        while let Some((token, readiness)) = turn.next_event() {
             self.dispatch(token, readiness);
         }
-        drop(guard);
         Ok(n)
     }
 
@@ -295,7 +322,10 @@ impl Reactor {
                 core.stats.timer_expirations += ticks;
                 core.tracer.emit(|| TraceEvent::Fire { fd, ticks });
                 drop(core);
-                cb(&mut Context::new(self, SourceId::Dedicated(token)), ticks);
+                let id = SourceId::Dedicated(token);
+                let unwinding = RemoveOnUnwind(self, id);
+                cb(&mut Context::new(self, id), ticks);
+                unwinding.returned();
                 self.restore(token, cb, |s| match s {
                     Source::Timer { callback, .. } => Some(callback),
                     _ => None,
@@ -303,7 +333,10 @@ impl Reactor {
             }
             Job::Io(mut cb) => {
                 drop(core);
-                cb(&mut Context::new(self, SourceId::Io(token)), readiness);
+                let id = SourceId::Io(token);
+                let unwinding = RemoveOnUnwind(self, id);
+                cb(&mut Context::new(self, id), readiness);
+                unwinding.returned();
                 self.restore(token, cb, |s| match s {
                     Source::Io { callback, .. } => Some(callback),
                     _ => None,
@@ -358,7 +391,10 @@ impl Reactor {
                 }
             };
             let mut cb = cb;
-            cb(&mut Context::new(self, SourceId::Signal(token)), info);
+            let id = SourceId::Signal(token);
+            let unwinding = RemoveOnUnwind(self, id);
+            cb(&mut Context::new(self, id), info);
+            unwinding.returned();
             self.restore(token, cb, |s| match s {
                 Source::Signal { callback, .. } => Some(callback),
                 _ => None,
@@ -375,7 +411,10 @@ impl Reactor {
             let now = nanos(Clock::Monotonic.now());
             (core.shared.collect_due(now), now)
         };
-        for i in 0..due {
+        let mut pass = SharedPass { reactor: self, next: 0 };
+        while pass.next < due {
+            let i = pass.next;
+            pass.next += 1;
             let fired = {
                 let mut core = self.core.borrow_mut();
                 let d = core.shared.due(i);
@@ -389,11 +428,12 @@ impl Reactor {
             };
             let Some(mut f) = fired else { continue };
             let id = SourceId::Shared { key: f.key, generation: f.generation };
+            let unwinding = RemoveOnUnwind(self, id);
             (f.callback)(&mut Context::new(self, id), f.ticks);
+            unwinding.returned();
             let leftover = self.core.borrow_mut().shared.restore(f.key, f.generation, f.callback);
             drop(leftover);
         }
-        let _ = self.core.borrow_mut().sync_shared_clock();
     }
 
     /// Remove any source by id, dropping it outside the borrow.
@@ -403,6 +443,71 @@ impl Reactor {
     }
 }
 
+/// The event buffer while a turn dispatches it. Dropping it, at the end of
+/// the turn or while a callback's panic unwinds through it, puts the buffer
+/// back, with the place to resume if events remain.
+struct InTurn<'a> {
+    reactor: &'a Reactor,
+    events: Option<crate::poller::Events>,
+    next: usize,
+}
+
+impl InTurn<'_> {
+    fn next_event(&mut self) -> Option<(Token, Readiness)> {
+        let event = self.events.as_ref()?.get(self.next)?;
+        self.next += 1;
+        Some(event)
+    }
+}
+
+impl Drop for InTurn<'_> {
+    fn drop(&mut self) {
+        // Callbacks hold no borrow, and theirs end before this runs.
+        if let Ok(mut core) = self.reactor.core.try_borrow_mut() {
+            let events = self.events.take();
+            if events.as_ref().is_some_and(|e| self.next < e.len()) {
+                core.resume_at = Some(self.next);
+            }
+            core.events = events;
+        }
+    }
+}
+
+/// Armed around a callback: if the callback panics, its source is removed
+/// while the panic unwinds. The callback itself unwinds with the panic, so
+/// the source could never be served again; removing it closes its fd, stops
+/// its wake-ups and keeps `Stats` true. Defused when the callback returns.
+struct RemoveOnUnwind<'a>(&'a Reactor, SourceId);
+
+impl RemoveOnUnwind<'_> {
+    fn returned(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for RemoveOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
+/// A shared pass in progress. Dropping it ends the pass, on return or
+/// while a callback's panic unwinds through it: due entries the pass did
+/// not reach go back on the heap (none, on return), and the shared timerfd
+/// is armed for the earliest deadline, so no other shared timer is lost.
+struct SharedPass<'a> {
+    reactor: &'a Reactor,
+    next: usize,
+}
+
+impl Drop for SharedPass<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut core) = self.reactor.core.try_borrow_mut() {
+            core.shared.requeue_due(self.next);
+            let _ = core.sync_shared_clock();
+        }
+    }
+}
 enum Job {
     Nothing,
     Wake,

@@ -49,7 +49,7 @@ use std::collections::BinaryHeap;
 use std::num::NonZeroU32;
 
 use slab::Slab;
-use timerfd_sys::{ClockTime, Expiration};
+use timerfd_sys::{ClockTime, Expiration, MAX_TIME};
 
 use crate::Error;
 use crate::context::TimerCallback;
@@ -123,18 +123,37 @@ pub(crate) fn nanos(t: ClockTime) -> u64 {
     (t.secs().max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t.nanos().into())
 }
 
-/// The absolute deadline and period an expiration means, from `now`.
-/// Validation is `Expiration::to_itimerspec`'s, so both modes refuse the
-/// same inputs with the same errors.
-fn schedule(exp: Expiration, now: u64) -> Result<(u64, u64), Error> {
-    exp.to_itimerspec()?;
-    let ns = |d: core::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    Ok(match exp {
-        Expiration::Once(d) => (now.saturating_add(ns(d).max(1)), 0),
-        Expiration::Every { first, period } => (now.saturating_add(ns(first).max(1)), ns(period)),
-        Expiration::OnceAt(t) => (nanos(t).max(1), 0),
-        Expiration::EveryAt { first, period } => (nanos(first).max(1), ns(period)),
-    })
+/// The latest deadline the shared timerfd can be armed for: [`MAX_TIME`]
+/// as nanoseconds. Later deadlines (a relative expiry near `MAX_TIME`) are
+/// armed at this instant, just as the kernel saturates a dedicated timer's
+/// relative expiry at `KTIME_MAX` (0.85 s later, about 292 years from boot).
+pub(crate) const MAX_DEADLINE: u64 =
+    MAX_TIME.as_secs() * 1_000_000_000 + MAX_TIME.subsec_nanos() as u64;
+
+/// What an expiration means for the heap, from `now`: an absolute deadline
+/// and a period (0 for a one-shot), both in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Schedule {
+    pub(crate) deadline: u64,
+    period_ns: u64,
+}
+
+impl Schedule {
+    /// Validation is `Expiration::to_itimerspec`'s, so both modes refuse the
+    /// same inputs with the same errors; pure, so a refusal changes nothing.
+    pub(crate) fn new(exp: Expiration, now: u64) -> Result<Schedule, Error> {
+        exp.to_itimerspec()?;
+        let ns = |d: core::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let (deadline, period_ns) = match exp {
+            Expiration::Once(d) => (now.saturating_add(ns(d).max(1)), 0),
+            Expiration::Every { first, period } => {
+                (now.saturating_add(ns(first).max(1)), ns(period))
+            }
+            Expiration::OnceAt(t) => (nanos(t).max(1), 0),
+            Expiration::EveryAt { first, period } => (nanos(first).max(1), ns(period)),
+        };
+        Ok(Schedule { deadline, period_ns })
+    }
 }
 
 impl SharedTimers {
@@ -152,27 +171,26 @@ impl SharedTimers {
         self.timers.get(key as usize).map(|e| e.generation.get())
     }
 
-    /// Add a timer, armed with `exp`. Returns its key, generation and deadline.
-    pub(crate) fn insert(
-        &mut self,
-        exp: Expiration,
-        now: u64,
-        callback: TimerCallback,
-    ) -> Result<(u32, u32, u64), Error> {
-        let (deadline, period_ns) = schedule(exp, now)?;
+    /// Refuse an insert the slab could not key with a `u32`, before anything
+    /// changes.
+    pub(crate) fn check_room(&self) -> Result<(), Error> {
+        u32::try_from(self.timers.vacant_key())
+            .map(drop)
+            .map_err(|_| Error::Os(rustix::io::Errno::NOSPC))
+    }
+
+    /// Add a timer, armed per `schedule`. Returns its key and generation.
+    /// Infallible once [`check_room`](Self::check_room) passed.
+    pub(crate) fn insert(&mut self, schedule: Schedule, callback: TimerCallback) -> (u32, u32) {
         let generation = NonZeroU32::new(self.next_generation).unwrap_or(NonZeroU32::MIN);
         self.next_generation = generation.get().checked_add(1).unwrap_or(1);
         let seq = self.take_seq();
-        let key = self.timers.insert(SharedEntry {
-            period_ns,
-            seq,
-            generation,
-            callback: Some(callback),
-        });
-        let key = u32::try_from(key).map_err(|_| Error::Os(rustix::io::Errno::NOSPC))?;
+        let Schedule { deadline, period_ns } = schedule;
+        let entry = SharedEntry { period_ns, seq, generation, callback: Some(callback) };
+        let key = self.timers.insert(entry) as u32; // check_room: the key fits
         self.heap.push(Reverse(HeapEntry { deadline, key, seq }));
         self.armed += 1;
-        Ok((key, generation.get(), deadline))
+        (key, generation.get())
     }
 
     fn take_seq(&mut self) -> u32 {
@@ -184,20 +202,18 @@ impl SharedTimers {
         seq
     }
 
-    /// Re-arm timer `key` with `exp`; its old deadline, if any, goes dead.
-    /// Returns the new deadline.
-    pub(crate) fn set(&mut self, key: u32, exp: Expiration, now: u64) -> Result<u64, Error> {
-        let (deadline, period_ns) = schedule(exp, now)?;
+    /// Re-arm timer `key` per `schedule`; its old deadline, if any, goes
+    /// dead. Infallible: the caller checked the key's generation.
+    pub(crate) fn set(&mut self, key: u32, schedule: Schedule) {
         let seq = self.take_seq();
-        let entry = self.timers.get_mut(key as usize).ok_or(Error::Gone)?;
+        let Some(entry) = self.timers.get_mut(key as usize) else { return };
         if entry.seq == NOT_ARMED {
             self.armed += 1;
         }
         entry.seq = seq;
-        entry.period_ns = period_ns;
-        self.heap.push(Reverse(HeapEntry { deadline, key, seq }));
+        entry.period_ns = schedule.period_ns;
+        self.heap.push(Reverse(HeapEntry { deadline: schedule.deadline, key, seq }));
         self.maybe_compact();
-        Ok(deadline)
     }
 
     /// Disarm timer `key`. Returns whether it was armed.
@@ -283,6 +299,16 @@ impl SharedTimers {
         self.due.len()
     }
 
+    /// Put the due entries from `from` on back in the heap: a pass cut short
+    /// by a panicking callback leaves them for the next pass instead of
+    /// losing them. Entries that went dead meanwhile are skipped later, as
+    /// usual.
+    pub(crate) fn requeue_due(&mut self, from: usize) {
+        for d in self.due.drain(from.min(self.due.len())..) {
+            self.heap.push(Reverse(d.entry));
+        }
+    }
+
     /// The `i`-th due entry of this pass.
     pub(crate) fn due(&self, i: usize) -> Due {
         self.due[i]
@@ -349,6 +375,10 @@ mod tests {
         Box::new(|_, _| {})
     }
 
+    fn add(s: &mut SharedTimers, exp: Expiration, now: u64) -> u32 {
+        s.insert(Schedule::new(exp, now).unwrap(), cb()).0
+    }
+
     #[test]
     fn entry_sizes_stay_within_the_64_byte_budget() {
         assert_eq!(size_of::<HeapEntry>(), 16);
@@ -359,8 +389,7 @@ mod tests {
     #[test]
     fn periodic_fire_folds_missed_ticks_on_the_original_grid() {
         let mut s = SharedTimers::default();
-        let (key, _, _) =
-            s.insert(Expiration::every(Duration::from_nanos(100)), 1_000, cb()).unwrap();
+        let key = add(&mut s, Expiration::every(Duration::from_nanos(100)), 1_000);
         assert_eq!(s.earliest(), Some(1_100));
         assert_eq!(s.collect_due(1_450), 1);
         let fired = s.fire(s.due(0), 1_450).unwrap();
@@ -371,9 +400,9 @@ mod tests {
     #[test]
     fn cancel_is_lazy_and_compaction_bounds_dead_entries() {
         let mut s = SharedTimers::default();
-        let (keep, _, _) = s.insert(Expiration::Once(Duration::from_secs(1)), 0, cb()).unwrap();
+        let keep = add(&mut s, Expiration::Once(Duration::from_secs(1)), 0);
         for _ in 0..10 * COMPACT_MIN {
-            let (k, _, _) = s.insert(Expiration::Once(Duration::from_secs(2)), 0, cb()).unwrap();
+            let k = add(&mut s, Expiration::Once(Duration::from_secs(2)), 0);
             s.remove(k);
         }
         assert!(s.heap_len() <= 2 * COMPACT_MIN + 2, "heap grew to {}", s.heap_len());
@@ -386,11 +415,36 @@ mod tests {
     #[test]
     fn a_timer_re_armed_during_a_pass_waits_for_the_next_pass() {
         let mut s = SharedTimers::default();
-        let (a, _, _) = s.insert(Expiration::Once(Duration::ZERO), 10, cb()).unwrap();
+        let a = add(&mut s, Expiration::Once(Duration::ZERO), 10);
         assert_eq!(s.collect_due(20), 1);
         let fired = s.fire(s.due(0), 20).unwrap();
-        s.set(a, Expiration::OnceAt(ClockTime::ZERO), 20).unwrap(); // into the past
+        s.set(a, Schedule::new(Expiration::OnceAt(ClockTime::ZERO), 20).unwrap()); // into the past
         assert!(s.restore(a, 1, fired.callback).is_none()); // generations start at 1
         assert_eq!(s.earliest(), Some(1), "pushed for the next pass, not fired in this one");
+    }
+
+    #[test]
+    fn a_pass_cut_short_requeues_what_it_did_not_fire() {
+        let mut s = SharedTimers::default();
+        let a = add(&mut s, Expiration::Once(Duration::from_nanos(1)), 0);
+        let b = add(&mut s, Expiration::Once(Duration::from_nanos(2)), 0);
+        assert_eq!(s.collect_due(10), 2);
+        let first = s.fire(s.due(0), 10).unwrap();
+        assert_eq!(first.key, a);
+        s.requeue_due(1); // the callback of `a` panicked: `b` must not be lost
+        assert_eq!(s.earliest(), Some(2));
+        assert_eq!(s.collect_due(10), 1);
+        assert_eq!(s.fire(s.due(0), 10).map(|f| f.key), Some(b));
+    }
+
+    #[test]
+    fn far_deadlines_do_not_overflow() {
+        let now = 5_000_000_000;
+        let far = Schedule::new(Expiration::Once(MAX_TIME), now).unwrap();
+        assert_eq!(far.deadline, now + MAX_DEADLINE, "u64 nanoseconds hold it; arming clamps");
+        assert!(Schedule::new(Expiration::Once(Duration::MAX), now).is_err());
+        let every =
+            Schedule::new(Expiration::Every { first: MAX_TIME, period: MAX_TIME }, u64::MAX);
+        assert_eq!(every.unwrap().deadline, u64::MAX, "saturates instead of wrapping");
     }
 }

@@ -3,14 +3,25 @@
 //!
 //! signalfd only sees signals that are blocked; otherwise the default action
 //! (or a handler) takes them first. So adding a signal source blocks its
-//! signals in the calling thread, and dropping it unblocks the ones it
-//! blocked. Threads inherit the mask of the thread that spawns them, so add
-//! signal sources before spawning threads, or every thread that does not
-//! block the signal is a place it can be delivered instead.
+//! signals in the calling thread. Blocking is shared by count: each thread
+//! keeps, per signal, how many live sources watch it, and a signal returns
+//! to the thread's original state only when the last of them is dropped (a
+//! signal that was blocked before any source wanted it stays blocked).
+//! Threads inherit the mask of the thread that spawns them, so add signal
+//! sources before spawning threads, or every thread that does not block the
+//! signal is a place it can be delivered instead.
+//!
+//! **Two sources watching one signal.** A delivered signal is pending once,
+//! and the first signalfd read takes it. So exactly one source receives each
+//! delivery: the one dispatched first in that turn, in the order
+//! `epoll_wait` returned their fds, which is not specified. The other sees a
+//! spurious wake-up and nothing else. Use one source per signal when it
+//! matters which callback runs.
 //!
 //! libc, not rustix: rustix wraps neither `signalfd(2)` nor
 //! `pthread_sigmask(3)`/`sigset_t` (outside its unstable runtime module).
 
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -30,11 +41,25 @@ pub struct SignalInfo {
     pub uid: u32,
 }
 
-/// An open signalfd plus the mask change it made.
+/// An open signalfd and the signals it claimed.
 pub(crate) struct SignalFd {
     fd: OwnedFd,
-    /// Signals this source blocked that were not blocked before.
-    newly_blocked: libc::sigset_t,
+    /// The signals this source watches: one claim each in [`CLAIMS`].
+    set: libc::sigset_t,
+}
+
+/// Linux signal numbers run from 1 to 64.
+const SIGNALS: std::ops::RangeInclusive<i32> = 1..=64;
+
+/// Per thread, since the signal mask is per thread: how many live sources
+/// watch each signal, and which signals a source had to block (bit `signo`).
+struct Claims {
+    count: [u32; 65],
+    blocked_here: u128,
+}
+
+thread_local! {
+    static CLAIMS: RefCell<Claims> = const { RefCell::new(Claims { count: [0; 65], blocked_here: 0 }) };
 }
 
 fn empty_set() -> libc::sigset_t {
@@ -46,11 +71,22 @@ fn empty_set() -> libc::sigset_t {
     }
 }
 
+fn is_member(set: &libc::sigset_t, signo: i32) -> bool {
+    // SAFETY: `set` is initialised; an invalid number gives -1, not UB.
+    unsafe { libc::sigismember(set, signo) == 1 }
+}
+
+fn members(set: &libc::sigset_t) -> impl Iterator<Item = i32> + '_ {
+    SIGNALS.filter(move |&signo| is_member(set, signo))
+}
+
 fn last_errno() -> Errno {
     Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
 }
 
 impl SignalFd {
+    /// Block `signals` in this thread and open a signalfd for them. On
+    /// error, the mask is as it was and no claim is taken.
     pub(crate) fn open(signals: &[Signal]) -> Result<SignalFd, Error> {
         let mut set = empty_set();
         for s in signals {
@@ -65,24 +101,30 @@ impl SignalFd {
         if rc != 0 {
             return Err(Error::Os(Errno::from_raw_os_error(rc)));
         }
-        let mut newly_blocked = empty_set();
-        for s in signals {
-            // SAFETY: `old` was filled by pthread_sigmask; `newly_blocked` is initialised.
-            if unsafe { libc::sigismember(&old, s.as_raw()) } == 0 {
-                // SAFETY: as above; the number was accepted by sigaddset.
-                unsafe { libc::sigaddset(&mut newly_blocked, s.as_raw()) };
-            }
+        // Blocked by this call: in `set`, not in `old`.
+        let mut newly = empty_set();
+        for signo in members(&set).filter(|&s| !is_member(&old, s)) {
+            // SAFETY: `newly` is initialised; `signo` is a member of a valid set.
+            unsafe { libc::sigaddset(&mut newly, signo) };
         }
         // SAFETY: -1 asks for a new fd; `set` is initialised; flags are valid.
         let raw = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
         if raw < 0 {
             let errno = last_errno();
-            unblock(&newly_blocked);
+            unblock(&newly);
             return Err(Error::Os(errno));
         }
         // SAFETY: signalfd returned a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(SignalFd { fd, newly_blocked })
+        CLAIMS.with_borrow_mut(|claims| {
+            for signo in members(&set) {
+                claims.count[signo as usize] += 1;
+            }
+            for signo in members(&newly) {
+                claims.blocked_here |= 1 << signo;
+            }
+        });
+        Ok(SignalFd { fd, set })
     }
 
     /// The next pending signal, or `None` when there is none.
@@ -111,8 +153,25 @@ fn unblock(set: &libc::sigset_t) {
 }
 
 impl Drop for SignalFd {
+    /// Give up this source's claims; unblock each signal whose last claim
+    /// this was, if a source blocked it.
     fn drop(&mut self) {
-        unblock(&self.newly_blocked);
+        let mut release = empty_set();
+        // `try_with`: during thread exit the claims may already be gone, and
+        // the mask with the thread.
+        let _ = CLAIMS.try_with(|claims| {
+            let mut claims = claims.borrow_mut();
+            for signo in members(&self.set) {
+                let count = &mut claims.count[signo as usize];
+                *count = count.saturating_sub(1);
+                if *count == 0 && claims.blocked_here & (1 << signo) != 0 {
+                    claims.blocked_here &= !(1 << signo);
+                    // SAFETY: `release` is initialised; `signo` is valid.
+                    unsafe { libc::sigaddset(&mut release, signo) };
+                }
+            }
+        });
+        unblock(&release);
     }
 }
 

@@ -23,7 +23,7 @@ use std::os::fd::RawFd;
 
 use timerfd_sys::{Clock, Expiration};
 
-use crate::Token;
+use crate::{Interest, Token};
 
 /// One step in a timer's life. `Display` renders it like an strace line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,17 @@ pub enum TraceEvent {
         fd: RawFd,
         /// What its events will carry.
         token: Token,
+        /// What it is watched for.
+        interest: Interest,
+    },
+    /// `epoll_ctl(EPOLL_CTL_MOD)` changed what `fd` is watched for.
+    EpollMod {
+        /// The registered fd.
+        fd: RawFd,
+        /// What its events carry.
+        token: Token,
+        /// What it is watched for now.
+        interest: Interest,
     },
     /// `read` on `fd` returned `ticks` expirations; its callback runs next.
     Fire {
@@ -104,9 +115,15 @@ impl fmt::Display for TraceEvent {
             TraceEvent::Arm { fd, expiration } => {
                 write!(f, "timerfd_settime({fd}, {expiration:?})")
             }
-            TraceEvent::EpollAdd { fd, token } => write!(
+            TraceEvent::EpollAdd { fd, token, interest } => write!(
                 f,
-                "epoll_ctl(EPOLL_CTL_ADD, {fd}, EPOLLIN, token {}/{})",
+                "epoll_ctl(EPOLL_CTL_ADD, {fd}, {interest}, token {}/{})",
+                token.key(),
+                token.generation()
+            ),
+            TraceEvent::EpollMod { fd, token, interest } => write!(
+                f,
+                "epoll_ctl(EPOLL_CTL_MOD, {fd}, {interest}, token {}/{})",
                 token.key(),
                 token.generation()
             ),
@@ -135,15 +152,28 @@ impl fmt::Display for TraceEvent {
 pub type Observer = Box<dyn FnMut(&TraceEvent)>;
 
 /// Where trace events go: nowhere (the default), stderr, or a closure.
+///
+/// An observer runs while the reactor's state is borrowed, in the middle of
+/// an operation. If it panics there, unwinding would cut the operation in
+/// half, so the panic is caught, the observer is dropped (the trace turns
+/// off), and the panic resumes out of the next [`Reactor::turn`](crate::Reactor::turn),
+/// after the operation has finished: nothing is swallowed or left halfway.
 pub(crate) struct Tracer {
     observer: Option<Observer>,
+    panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl Tracer {
     /// Print to stderr if `REACTOR_TRACE` is set to anything but `0` or empty.
     pub(crate) fn from_env() -> Tracer {
         let on = std::env::var_os("REACTOR_TRACE").is_some_and(|v| !v.is_empty() && v != "0");
-        Tracer { observer: on.then(|| Box::new(|e: &TraceEvent| eprintln!("reactor: {e}")) as _) }
+        let observer = on.then(|| Box::new(print) as Observer);
+        Tracer { observer, panic: None }
+    }
+
+    /// The panic of an observer, if one panicked since the last call.
+    pub(crate) fn take_panic(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        self.panic.take()
     }
 
     pub(crate) fn set(&mut self, observer: Option<Observer>) {
@@ -153,7 +183,19 @@ impl Tracer {
     #[inline]
     pub(crate) fn emit(&mut self, event: impl FnOnce() -> TraceEvent) {
         if let Some(observer) = &mut self.observer {
-            observer(&event());
+            let event = event();
+            let call = std::panic::AssertUnwindSafe(|| observer(&event));
+            if let Err(payload) = std::panic::catch_unwind(call) {
+                self.observer = None;
+                self.panic.get_or_insert(payload);
+            }
         }
     }
+}
+
+/// The `REACTOR_TRACE=1` observer. A failed write to stderr (closed, or a
+/// full pipe) loses the line; it never panics as `eprintln!` would.
+fn print(e: &TraceEvent) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "reactor: {e}");
 }
