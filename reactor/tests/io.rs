@@ -4,7 +4,7 @@
 mod common;
 
 use std::cell::RefCell;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -164,4 +164,25 @@ fn the_waker_stops_run_from_another_thread() {
     assert!(!finished, "run returned because of the stop, with the condition still false");
     assert!(start.elapsed() < Duration::from_secs(10), "stopped, not timed out");
     thread.join().unwrap();
+}
+
+#[test]
+fn the_trace_shows_the_interest_actually_registered() {
+    let r = Reactor::new().unwrap();
+    let lines: Rc<RefCell<Vec<String>>> = Rc::default();
+    let sink = lines.clone();
+    r.set_observer(Some(Box::new(move |e| sink.borrow_mut().push(e.to_string()))));
+    let (a, _b) = pair();
+    let io = r.add_io_borrowed(a.as_fd(), Interest::WRITABLE | Interest::EDGE, |_, _| {}).unwrap();
+    io.modify(Interest::READABLE | Interest::RDHUP).unwrap();
+    let fd = a.as_raw_fd();
+    let token = io.token();
+    let (key, generation) = (token.key(), token.generation());
+    assert_eq!(
+        *lines.borrow(),
+        [
+            format!("epoll_ctl(EPOLL_CTL_ADD, {fd}, EPOLLOUT|EPOLLET, token {key}/{generation})"),
+            format!("epoll_ctl(EPOLL_CTL_MOD, {fd}, EPOLLIN|EPOLLRDHUP, token {key}/{generation})"),
+        ]
+    );
 }
