@@ -154,7 +154,7 @@ impl Core {
     /// Put `source` in the slot [`watch`](Self::watch) reserved for `token`.
     /// Cannot fail: this is the commit point of every add.
     pub(crate) fn insert(&mut self, token: Token, source: Source, fd: RawFd, interest: Interest) {
-        debug_assert_eq!(self.sources.vacant_key(), token.key() as usize);
+        debug_assert_eq!(self.sources.vacant_key(), token.key());
         self.next_generation = self.next_generation.wrapping_add(1);
         self.gauge(&source, false, 1);
         self.sources.insert(Entry { generation: token.generation(), detached: false, source });

@@ -82,6 +82,46 @@
 //! source whose handle it can reach, and re-arm, disarm or remove itself
 //! ([`Context::rearm`], [`Context::remove`]). Callbacks run with no borrow of
 //! the reactor held; only [`Reactor::turn`] itself cannot be nested.
+//!
+//! # Every operation is atomic
+//!
+//! Every `add_*`, [`Timer::set`], [`Timer::disarm`], [`Context::rearm`] and
+//! [`Io::modify`] either succeeds or returns an error and leaves no trace: no
+//! fd, no slab or heap entry, no change in [`Stats`]. A refused callback is
+//! dropped before the call returns, after the reactor's borrow ends, so the
+//! handles it captured still work. Each add does everything that can fail
+//! first (validate, `timerfd_create`, `timerfd_settime`, `epoll_ctl(ADD)`,
+//! arming the shared timerfd) and then commits with a step that cannot.
+//! Both timer modes accept and refuse exactly the same [`Expiration`]s,
+//! whatever else is scheduled; a deadline past the kernel's range
+//! ([`MAX_TIME`](timerfd_sys::MAX_TIME) from now) fires at the end of that
+//! range in both. No `Duration` panics: deadlines too far for `Instant`
+//! saturate.
+//!
+//! # Callbacks that panic
+//!
+//! A panic in any callback unwinds out of [`Reactor::turn`] (and so out of
+//! `run`): nothing is swallowed, nothing aborts. Catch it around the call
+//! if the loop should go on; the reactor is then fully usable:
+//!
+//! * **The source whose callback panicked is removed**, as if its handle
+//!   had been dropped: `epoll_ctl(DEL)`, its fd closed if the reactor owns
+//!   it, its slab or heap entry freed, its gauges in `Stats` decremented.
+//!   Its callback unwound with the panic, so nothing could serve the source
+//!   again; removing it is what stops a dead timer from waking the loop every
+//!   period and a level-triggered fd from spinning it. Its handle can tell:
+//!   `is_live()` is false and every method returns [`Error::Gone`].
+//! * **Every other source keeps its schedule.** A shared pass puts the due
+//!   timers it did not reach back on the heap and re-arms the shared
+//!   timerfd; the events of the turn that were not dispatched yet are
+//!   delivered by the next turn, which then does not wait, so edge-triggered
+//!   readiness is not lost either.
+//! * A trace observer that panics is turned off; its panic resumes out of
+//!   the next `turn`, after the operation it was reporting has finished.
+//!
+//! The same rule holds for every source kind (dedicated and shared timers,
+//! I/O, signals) and is tested for each in `tests/panics.rs` and by the
+//! model test.
 
 #![cfg(target_os = "linux")]
 

@@ -32,14 +32,18 @@
 //!   tag lives in the never-zero generation) plus a 16-byte heap entry;
 //!   "armed" is `seq != NOT_ARMED`, and "detached" is a bit in a side bitmap.
 //! * **The fd is armed no later than the earliest live deadline.** It is
-//!   re-armed only when a push makes a new earliest deadline, and after a
-//!   firing pass. Cancelling the earliest timer does not re-arm: the fd
+//!   re-armed only when a push makes a new earliest deadline (armed before
+//!   the push, so a failed `timerfd_settime` leaves the heap as it was), and
+//!   after a firing pass. A deadline past [`MAX_TIME`] from the epoch is armed
+//!   at `MAX_TIME`: the kernel's range, where it saturates dedicated timers too. Cancelling the earliest timer does not re-arm: the fd
 //!   fires early once, the pass finds nothing due, and re-arms for the real
 //!   earliest. So arm + cancel of a timer that is not the earliest makes no
 //!   syscall at all.
 //! * **A pass fires only what was due when it started.** Due entries are
 //!   collected first; a callback that re-arms a timer (even into the past)
-//!   pushes a new entry for the next pass, so a pass always ends.
+//!   pushes a new entry for the next pass, so a pass always ends. If a
+//!   callback panics, the due entries not yet reached go back on the heap
+//!   and the fd is re-armed as the panic unwinds, so none is lost.
 //! * **Missed ticks fold** as the kernel folds them: a periodic timer found
 //!   `k` periods late fires once with `ticks = k + 1` and is pushed to its
 //!   next deadline on the original grid.
