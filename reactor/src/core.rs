@@ -24,12 +24,27 @@ use slab::Slab;
 use timerfd_sys::{Clock, ClockTime, Expiration, TimerFd};
 
 use crate::context::{IoCallback, SignalCallback, TimerCallback};
+use crate::deferred::Deferred;
 use crate::poller::{Events, Poller};
 use crate::shared::{MAX_DEADLINE, Schedule, SharedEntry, SharedTimers, nanos};
 use crate::signal::SignalFd;
 use crate::trace::{TraceEvent, Tracer};
 use crate::waker::WakerInner;
 use crate::{Error, Interest, Stats, Token};
+
+/// The clocks a shared heap can run on: those that never jump, so a
+/// deadline computed from their reading keeps its meaning. Heap `i` runs on
+/// `SHARED_CLOCKS[i]`. The realtime clocks can be set, which would need
+/// every deadline recomputed (`TFD_TIMER_CANCEL_ON_SET`); they are refused
+/// with [`Error::SharedClock`] instead: use a dedicated timer.
+pub(crate) const SHARED_CLOCKS: [Clock; 3] =
+    [Clock::Monotonic, Clock::Boottime, Clock::BoottimeAlarm];
+
+/// The shared heap for `clock`.
+fn shared_heap(clock: Clock) -> Result<u8, Error> {
+    let heap = SHARED_CLOCKS.iter().position(|&c| c == clock).ok_or(Error::SharedClock(clock))?;
+    Ok(heap as u8)
+}
 
 /// Events fetched per `epoll_wait`.
 pub(crate) const EVENTS_PER_TURN: usize = 1024;
@@ -38,7 +53,7 @@ pub(crate) const EVENTS_PER_TURN: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SourceId {
     Dedicated(Token),
-    Shared { key: u32, generation: u32 },
+    Shared { heap: u8, key: u32, generation: u32 },
     Io(Token),
     Signal(Token),
 }
@@ -75,7 +90,8 @@ pub(crate) enum Source {
         callback: Option<SignalCallback>,
     },
     Waker,
-    SharedClock,
+    /// The timerfd under shared heap `.0` (see [`SHARED_CLOCKS`]).
+    SharedClock(u8),
 }
 
 impl Source {
@@ -86,7 +102,7 @@ impl Source {
             Source::Timer { fd, .. } => Some(fd.as_raw_fd()),
             Source::Io { fd, .. } => Some(fd.as_fd().as_raw_fd()),
             Source::Signal { fd, .. } => Some(fd.as_raw_fd()),
-            Source::Waker | Source::SharedClock => None,
+            Source::Waker | Source::SharedClock(_) => None,
         }
     }
 }
@@ -108,9 +124,10 @@ pub(crate) struct Core {
     pub(crate) poller: Poller,
     pub(crate) sources: Slab<Entry>,
     next_generation: u32,
-    pub(crate) shared: SharedTimers,
+    /// One heap per clock in [`SHARED_CLOCKS`].
+    pub(crate) shared: [SharedTimers; SHARED_CLOCKS.len()],
     /// The one timerfd under all shared timers, created with the first one.
-    shared_clock: Option<(TimerFd, Token)>,
+    shared_clock: [Option<(TimerFd, Token)>; SHARED_CLOCKS.len()],
     pub(crate) stats: Stats,
     pub(crate) tracer: Tracer,
     pub(crate) stop: bool,
@@ -121,6 +138,8 @@ pub(crate) struct Core {
     /// a callback's panic cut a turn short, so that the rest of its batch
     /// (edge-triggered readiness included) is still delivered.
     pub(crate) resume_at: Option<usize>,
+    /// Deferred callbacks and idle hooks.
+    pub(crate) deferred: Deferred,
 }
 
 impl Core {
@@ -129,14 +148,15 @@ impl Core {
             poller: Poller::new()?,
             sources: Slab::new(),
             next_generation: 0,
-            shared: SharedTimers::default(),
-            shared_clock: None,
+            shared: Default::default(),
+            shared_clock: Default::default(),
             stats: Stats::default(),
             tracer: Tracer::from_env(),
             stop: false,
             waker: None,
             events: Some(Events::with_capacity(EVENTS_PER_TURN)),
             resume_at: None,
+            deferred: Deferred::default(),
         })
     }
 
@@ -161,6 +181,35 @@ impl Core {
         self.tracer.emit(|| TraceEvent::EpollAdd { fd, token, interest });
     }
 
+    /// The reactor's eventfd, created and registered on first use: for
+    /// [`Waker`](crate::Waker)s and for [`notify`](Self::notify).
+    pub(crate) fn waker(&mut self) -> Result<Arc<WakerInner>, Error> {
+        if let Some(inner) = &self.waker {
+            return Ok(Arc::clone(inner));
+        }
+        let inner = Arc::new(WakerInner::new()?);
+        let token = self.watch(inner.fd.as_fd(), Interest::READABLE)?;
+        self.insert(token, Source::Waker, inner.fd.as_raw_fd(), Interest::READABLE);
+        self.waker = Some(Arc::clone(&inner));
+        Ok(inner)
+    }
+
+    /// Work is pending that no fd shows (a deferred callback for the next
+    /// turn, events left by a panic): make the next wait return at once, and
+    /// the epoll fd readable for a host loop, with one eventfd write. If the
+    /// eventfd cannot be created, the work still runs at the next turn that
+    /// wakes for another reason.
+    pub(crate) fn notify(&mut self) {
+        if let Ok(waker) = self.waker() {
+            let _ = waker.wake();
+        }
+    }
+
+    /// Whether a turn must not block: work is pending that no fd shows.
+    pub(crate) fn has_pending_work(&self) -> bool {
+        !self.deferred.queue.is_empty() || self.resume_at.is_some()
+    }
+
     /// Move the gauges of `source` by `delta` (+1 added, -1 removed): the
     /// one place where `Stats` gauges for slab sources change.
     fn gauge(&mut self, source: &Source, detached: bool, delta: isize) {
@@ -173,7 +222,7 @@ impl Core {
             Source::Io { .. } => (&mut s.io_sources, Some(&mut s.detached_io)),
             Source::Signal { .. } => (&mut s.signal_sources, None),
             Source::Waker => (&mut s.wakers, None),
-            Source::SharedClock => (&mut s.timerfds_open, None),
+            Source::SharedClock(_) => (&mut s.timerfds_open, None),
         };
         *live = live.wrapping_add_signed(delta);
         if let (true, Some(d)) = (detached, detached_gauge) {
@@ -192,7 +241,9 @@ impl Core {
     /// Whether the source `id` names still exists.
     pub(crate) fn is_live(&self, id: SourceId) -> bool {
         match id {
-            SourceId::Shared { key, generation } => self.shared.generation(key) == Some(generation),
+            SourceId::Shared { heap, key, generation } => {
+                self.shared[heap as usize].generation(key) == Some(generation)
+            }
             SourceId::Dedicated(t) | SourceId::Io(t) | SourceId::Signal(t) => {
                 self.entry_ref(t).is_some()
             }
@@ -230,33 +281,38 @@ impl Core {
         Ok((fd, token))
     }
 
-    /// Compute a shared timer's deadline and make the shared timerfd ready
-    /// to fire by it, ready for [`insert_shared`](Self::insert_shared).
-    /// The heap does not change here, and a shared timerfd created here is
-    /// closed again on failure, so a refusal leaves no heap entry, no fd and
-    /// no change in `Stats`.
-    pub(crate) fn prepare_shared(&mut self, exp: Expiration) -> Result<Schedule, Error> {
-        let schedule = Schedule::new(exp, nanos(Clock::Monotonic.now()))?;
-        self.shared.check_room()?;
-        let created = self.open_shared_fd()?;
-        if let Err(e) = self.arm_shared_fd(schedule.deadline) {
+    /// Compute a shared timer's deadline on `clock` and make that clock's
+    /// shared timerfd ready to fire by it, ready for
+    /// [`insert_shared`](Self::insert_shared). The heap does not change
+    /// here, and a shared timerfd created here is closed again on failure,
+    /// so a refusal leaves no heap entry, no fd and no change in `Stats`.
+    pub(crate) fn prepare_shared(
+        &mut self,
+        clock: Clock,
+        exp: Expiration,
+    ) -> Result<(u8, Schedule), Error> {
+        let heap = shared_heap(clock)?;
+        let schedule = Schedule::new(exp, nanos(clock.now()))?;
+        self.shared[heap as usize].check_room()?;
+        let created = self.open_shared_fd(heap)?;
+        if let Err(e) = self.arm_shared_fd(heap, schedule.deadline) {
             if created {
-                self.close_shared_fd();
+                self.close_shared_fd(heap);
             }
             return Err(e);
         }
-        Ok(schedule)
+        Ok((heap, schedule))
     }
 
     /// The commit of a shared add: cannot fail.
     pub(crate) fn insert_shared(
         &mut self,
-        schedule: Schedule,
+        (heap, schedule): (u8, Schedule),
         callback: TimerCallback,
     ) -> SourceId {
-        let (key, generation) = self.shared.insert(schedule, callback);
+        let (key, generation) = self.shared[heap as usize].insert(schedule, callback);
         self.tracer.emit(|| TraceEvent::HeapPush { timer: key, deadline_ns: schedule.deadline });
-        SourceId::Shared { key, generation }
+        SourceId::Shared { heap, key, generation }
     }
 
     /// Arm (`Some`) or disarm (`None`) a timer of either mode. On error the
@@ -281,20 +337,21 @@ impl Core {
                 }
                 Ok(())
             }
-            SourceId::Shared { key, generation } => {
-                if self.shared.generation(key) != Some(generation) {
+            SourceId::Shared { heap, key, generation } => {
+                let h = heap as usize;
+                if self.shared[h].generation(key) != Some(generation) {
                     return Err(Error::Gone);
                 }
                 match exp {
                     Some(exp) => {
-                        let schedule = Schedule::new(exp, nanos(Clock::Monotonic.now()))?;
-                        self.arm_shared_fd(schedule.deadline)?;
-                        self.shared.set(key, schedule);
+                        let schedule = Schedule::new(exp, nanos(SHARED_CLOCKS[h].now()))?;
+                        self.arm_shared_fd(heap, schedule.deadline)?;
+                        self.shared[h].set(key, schedule);
                         let deadline_ns = schedule.deadline;
                         self.tracer.emit(|| TraceEvent::HeapPush { timer: key, deadline_ns });
                     }
                     None => {
-                        if self.shared.cancel(key) {
+                        if self.shared[h].cancel(key) {
                             self.tracer.emit(|| TraceEvent::HeapCancel { timer: key });
                         }
                     }
@@ -305,80 +362,79 @@ impl Core {
         }
     }
 
-    /// Create and register the shared timerfd if there is none yet. Returns
-    /// whether it was created now.
-    fn open_shared_fd(&mut self) -> Result<bool, Error> {
-        if self.shared_clock.is_some() {
+    /// Create and register the timerfd of shared heap `heap` if there is
+    /// none yet. Returns whether it was created now.
+    fn open_shared_fd(&mut self, heap: u8) -> Result<bool, Error> {
+        if self.shared_clock[heap as usize].is_some() {
             return Ok(false);
         }
-        let fd = TimerFd::new(Clock::Monotonic)?;
+        let clock = SHARED_CLOCKS[heap as usize];
+        let fd = TimerFd::new(clock)?;
         let token = self.watch(fd.as_fd(), Interest::READABLE)?;
         let raw = fd.as_raw_fd();
-        self.tracer.emit(|| TraceEvent::Create { fd: raw, clock: Clock::Monotonic });
-        self.insert(token, Source::SharedClock, raw, Interest::READABLE);
-        self.shared_clock = Some((fd, token));
+        self.tracer.emit(|| TraceEvent::Create { fd: raw, clock });
+        self.insert(token, Source::SharedClock(heap), raw, Interest::READABLE);
+        self.shared_clock[heap as usize] = Some((fd, token));
         Ok(true)
     }
 
     /// Undo [`open_shared_fd`](Self::open_shared_fd), for an add that failed
     /// after it.
-    fn close_shared_fd(&mut self) {
-        let Some((fd, token)) = self.shared_clock.take() else { return };
+    fn close_shared_fd(&mut self, heap: u8) {
+        let Some((fd, token)) = self.shared_clock[heap as usize].take() else { return };
         let _ = self.poller.delete(fd.as_fd());
         let entry = self.sources.remove(token.key());
         self.gauge(&entry.source, false, -1);
     }
 
-    /// Make sure the shared timerfd fires no later than `deadline` (see the
-    /// `shared` module rules): re-arm it only if it is armed for later, or
-    /// not at all. A deadline past the kernel's range is armed at
+    /// Make sure heap `heap`'s timerfd fires no later than `deadline` (see
+    /// the `shared` module rules): re-arm it only if it is armed for later,
+    /// or not at all. A deadline past the kernel's range is armed at
     /// [`MAX_DEADLINE`], as the kernel saturates a dedicated timer's.
-    pub(crate) fn arm_shared_fd(&mut self, deadline: u64) -> Result<(), Error> {
-        if self.shared.armed_for.is_some_and(|armed| armed <= deadline) {
+    pub(crate) fn arm_shared_fd(&mut self, heap: u8, deadline: u64) -> Result<(), Error> {
+        let h = heap as usize;
+        if self.shared[h].armed_for.is_some_and(|armed| armed <= deadline) {
             return Ok(());
         }
-        let Some((fd, _)) = &self.shared_clock else { return Ok(()) };
+        let Some((fd, _)) = &self.shared_clock[h] else { return Ok(()) };
         let at = deadline.min(MAX_DEADLINE);
         let at = ClockTime::new((at / 1_000_000_000) as i64, (at % 1_000_000_000) as u32)?;
         let expiration = Expiration::OnceAt(at);
         fd.set(expiration)?;
         let raw = fd.as_raw_fd();
-        self.shared.armed_for = Some(deadline);
+        self.shared[h].armed_for = Some(deadline);
         self.tracer.emit(|| TraceEvent::Arm { fd: raw, expiration });
         Ok(())
     }
 
-    /// Point the shared timerfd at the earliest live deadline, after a pass.
-    pub(crate) fn sync_shared_clock(&mut self) -> Result<(), Error> {
-        match self.shared.earliest() {
-            Some(earliest) => self.arm_shared_fd(earliest),
+    /// Point heap `heap`'s timerfd at its earliest live deadline, after a pass.
+    pub(crate) fn sync_shared_clock(&mut self, heap: u8) -> Result<(), Error> {
+        match self.shared[heap as usize].earliest() {
+            Some(earliest) => self.arm_shared_fd(heap, earliest),
             None => Ok(()),
         }
     }
 
-    /// Read the shared timerfd after it fired. It is a one-shot, so it is
-    /// now disarmed.
-    pub(crate) fn ack_shared_clock(&mut self) -> u64 {
-        self.shared.armed_for = None;
-        match &self.shared_clock {
+    /// Read heap `heap`'s timerfd after it fired. It is a one-shot, so it
+    /// is now disarmed.
+    pub(crate) fn ack_shared_clock(&mut self, heap: u8) -> u64 {
+        self.shared[heap as usize].armed_for = None;
+        match &self.shared_clock[heap as usize] {
             Some((fd, _)) => fd.read().unwrap_or(0),
             None => 0,
         }
-    }
-
-    pub(crate) fn shared_clock_fd(&self) -> Option<RawFd> {
-        self.shared_clock.as_ref().map(|(fd, _)| fd.as_raw_fd())
     }
 
     /// Unregister and take out a source; the caller drops the result after
     /// releasing `Core`. `None` if it is already gone.
     pub(crate) fn remove(&mut self, id: SourceId) -> Option<Removed> {
         let token = match id {
-            SourceId::Shared { key, generation } => {
-                if self.shared.generation(key) != Some(generation) {
+            SourceId::Shared { heap, key, generation } => {
+                let shared = &mut self.shared[heap as usize];
+                if shared.generation(key) != Some(generation) {
                     return None;
                 }
-                let (entry, detached) = self.shared.remove(key)?;
+                let (entry, detached) = shared.remove(key)?;
                 if detached {
                     self.stats.detached_timers -= 1;
                 }
@@ -407,9 +463,9 @@ impl Core {
     /// is dropped (or it removes itself).
     pub(crate) fn detach(&mut self, id: SourceId) {
         match id {
-            SourceId::Shared { key, generation } => {
-                if self.shared.generation(key) == Some(generation) && self.shared.set_detached(key)
-                {
+            SourceId::Shared { heap, key, generation } => {
+                let shared = &mut self.shared[heap as usize];
+                if shared.generation(key) == Some(generation) && shared.set_detached(key) {
                     self.stats.detached_timers += 1;
                 }
             }
@@ -429,8 +485,8 @@ impl Core {
 
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
-            shared_timers: self.shared.len(),
-            shared_heap_entries: self.shared.heap_len(),
+            shared_timers: self.shared.iter().map(SharedTimers::len).sum(),
+            shared_heap_entries: self.shared.iter().map(SharedTimers::heap_len).sum(),
             ..self.stats
         }
     }
@@ -447,7 +503,8 @@ impl Drop for Core {
                 self.tracer.emit(|| TraceEvent::Close { fd: raw });
             }
         }
-        if let Some(raw) = self.shared_clock_fd() {
+        for (fd, _) in self.shared_clock.iter().flatten() {
+            let raw = fd.as_raw_fd();
             self.tracer.emit(|| TraceEvent::Close { fd: raw });
         }
     }

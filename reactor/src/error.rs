@@ -21,6 +21,9 @@ pub enum Error {
     /// `turn` was called from inside a callback, or a trace observer called
     /// back into the reactor.
     Reentrant,
+    /// Shared timers cannot run on this clock: a realtime clock can be set,
+    /// and a heap of deadlines cannot follow it. Use a dedicated timer.
+    SharedClock(timerfd_sys::Clock),
 }
 
 impl fmt::Display for Error {
@@ -31,6 +34,11 @@ impl fmt::Display for Error {
             Error::Gone => f.write_str("the source or its reactor is gone"),
             Error::NotATimer => f.write_str("the current source is not a timer"),
             Error::Reentrant => f.write_str("reactor called re-entrantly"),
+            Error::SharedClock(c) => write!(
+                f,
+                "shared timers cannot run on {}, which can be set; use a dedicated timer",
+                c.c_name()
+            ),
         }
     }
 }

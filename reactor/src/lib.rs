@@ -125,8 +125,10 @@
 
 #![cfg(target_os = "linux")]
 
+pub mod channel;
 mod context;
 mod core;
+mod deferred;
 mod error;
 mod handle;
 mod interest;
@@ -139,7 +141,9 @@ mod token;
 pub mod trace;
 mod waker;
 
+pub use channel::{Channel, Sender};
 pub use context::{Context, IoCallback, SignalCallback, TimerCallback};
+pub use deferred::{DeferredCallback, Idle, IdleCallback};
 pub use error::Error;
 pub use handle::{Io, Signals, Timer, TimerMode};
 pub use interest::{Interest, Readiness};

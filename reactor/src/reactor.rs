@@ -2,20 +2,19 @@
 
 use std::cell::{RefCell, RefMut};
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use timerfd_sys::{Clock, Expiration};
 
 use crate::context::{IoCallback, TimerCallback};
-use crate::core::{Core, Entry, IoFd, Source, SourceId};
+use crate::core::{Core, Entry, IoFd, SHARED_CLOCKS, Source, SourceId};
+use crate::deferred::Phase;
 use crate::shared::nanos;
 use crate::signal::SignalFd;
 use crate::trace::{Observer, TraceEvent};
-use crate::waker::WakerInner;
 use crate::{
     Context, Error, Interest, Io, Readiness, SignalInfo, Signals, Stats, Timer, TimerMode, Token,
     Waker,
@@ -32,57 +31,70 @@ const SIGNALS_PER_EVENT: usize = 64;
 /// that captures a handle does not keep the reactor alive, and dropping the
 /// reactor closes every fd it owns.
 pub struct Reactor {
-    core: Rc<RefCell<Core>>,
+    pub(crate) core: Rc<RefCell<Core>>,
+    /// The epoll fd, for [`AsFd`]: it lives in `core` as long as `self` does.
+    epoll: RawFd,
 }
 
 impl Reactor {
     /// A reactor with no sources: one epoll fd, nothing else.
     /// `REACTOR_TRACE=1` in the environment turns the lifecycle trace on.
     pub fn new() -> Result<Reactor, Error> {
-        Ok(Reactor { core: Rc::new(RefCell::new(Core::new()?)) })
+        let core = Core::new()?;
+        let epoll = core.poller.as_fd().as_raw_fd();
+        Ok(Reactor { core: Rc::new(RefCell::new(core)), epoll })
     }
 
     pub(crate) fn core(&self) -> Result<RefMut<'_, Core>, Error> {
         self.core.try_borrow_mut().map_err(|_| Error::Reentrant)
     }
 
-    /// Add a timer on `CLOCK_MONOTONIC`, armed with `exp`, in `mode`.
-    /// `callback` gets the expiration count (at least 1) each time it fires.
-    ///
-    /// Atomic: an invalid `exp` is refused before anything is created, and
-    /// on any error no fd, slab or heap entry, or `Stats` change is left
-    /// behind, and `callback` is dropped before this returns. Both modes
-    /// accept and refuse exactly the same expirations.
+    /// Add a timer on `CLOCK_MONOTONIC`, armed with `exp`, in `mode`:
+    /// [`add_timer_on`](Self::add_timer_on) with [`Clock::Monotonic`], the
+    /// common case kept to one call. `callback` gets the expiration count
+    /// (at least 1) each time it fires.
     pub fn add_timer(
         &self,
         mode: TimerMode,
         exp: Expiration,
         callback: impl FnMut(&mut Context<'_>, u64) + 'static,
     ) -> Result<Timer, Error> {
-        match mode {
-            TimerMode::Dedicated => self.add_dedicated(Clock::Monotonic, exp, Box::new(callback)),
-            TimerMode::Shared => {
-                // On error, `callback` is dropped after the borrow ends: its
-                // captures may be handles whose `Drop` needs the reactor.
-                let (mut core, schedule) = self.core().and_then(|mut core| {
-                    let schedule = core.prepare_shared(exp)?;
-                    Ok((core, schedule))
-                })?;
-                let id = core.insert_shared(schedule, Box::new(callback));
-                Ok(Timer { core: Rc::downgrade(&self.core), id })
-            }
-        }
+        self.add_timer_on(Clock::Monotonic, mode, exp, callback)
     }
 
-    /// Add a dedicated timer on any clock (shared timers run on
-    /// `CLOCK_MONOTONIC` only). Atomic, like [`add_timer`](Self::add_timer).
+    /// Add a timer on `clock`, armed with `exp`, in `mode`: the one way to
+    /// add a timer.
+    ///
+    /// Dedicated timers run on any of the five clocks. Shared timers run on
+    /// the clocks whose readings never jump, so that a heap of deadlines
+    /// keeps its meaning: monotonic, boottime and boottime-alarm, each with
+    /// its own heap and timerfd. A realtime clock is refused with
+    /// [`Error::SharedClock`].
+    ///
+    /// Atomic: an invalid `exp` is refused before anything is created, and
+    /// on any error no fd, slab or heap entry, or `Stats` change is left
+    /// behind, and `callback` is dropped before this returns. Both modes
+    /// accept and refuse exactly the same expirations.
     pub fn add_timer_on(
         &self,
         clock: Clock,
+        mode: TimerMode,
         exp: Expiration,
         callback: impl FnMut(&mut Context<'_>, u64) + 'static,
     ) -> Result<Timer, Error> {
-        self.add_dedicated(clock, exp, Box::new(callback))
+        match mode {
+            TimerMode::Dedicated => self.add_dedicated(clock, exp, Box::new(callback)),
+            TimerMode::Shared => {
+                // On error, `callback` is dropped after the borrow ends: its
+                // captures may be handles whose `Drop` needs the reactor.
+                let (mut core, prepared) = self.core().and_then(|mut core| {
+                    let prepared = core.prepare_shared(clock, exp)?;
+                    Ok((core, prepared))
+                })?;
+                let id = core.insert_shared(prepared, Box::new(callback));
+                Ok(Timer { core: Rc::downgrade(&self.core), id })
+            }
+        }
     }
 
     fn add_dedicated(
@@ -162,15 +174,7 @@ impl Reactor {
 
     /// A [`Waker`] for this reactor; the first call creates its eventfd.
     pub fn waker(&self) -> Result<Waker, Error> {
-        let mut core = self.core()?;
-        if let Some(inner) = &core.waker {
-            return Ok(Waker { inner: Arc::clone(inner) });
-        }
-        let inner = Arc::new(WakerInner::new()?);
-        let token = core.watch(inner.fd.as_fd(), Interest::READABLE)?;
-        core.insert(token, Source::Waker, inner.fd.as_raw_fd(), Interest::READABLE);
-        core.waker = Some(Arc::clone(&inner));
-        Ok(Waker { inner })
+        Ok(Waker { inner: self.core()?.waker()? })
     }
 
     /// Send lifecycle trace events to `observer` (`None`: turn the trace off).
@@ -258,32 +262,37 @@ impl Reactor {
     /// turn's events are delivered by the next turn, which then does not
     /// wait. A trace observer's panic resumes here too.
     pub fn turn(&self, timeout: Option<Duration>) -> Result<usize, Error> {
-        let (events, start) = {
-            // One borrow for take, wait and count: no callback runs in between.
+        let (events, resume) = {
             let mut core = self.core()?;
-            let mut events = core.events.take().ok_or(Error::Reentrant)?;
+            // Taking the buffer marks the turn: a nested one finds it missing.
+            let events = core.events.take().ok_or(Error::Reentrant)?;
             if let Some(panic) = core.tracer.take_panic() {
                 core.events = Some(events);
                 drop(core);
                 std::panic::resume_unwind(panic);
             }
-            match core.resume_at.take() {
-                Some(at) if at < events.len() => (events, at),
-                _ => {
-                    if let Err(e) = core.poller.wait(&mut events, timeout) {
-                        core.events = Some(events);
-                        return Err(e.into());
-                    }
-                    core.stats.wakeups += 1;
-                    (events, 0)
-                }
-            }
+            core.deferred.phase = Phase::BeforeDeferred;
+            let resume = core.resume_at.take().filter(|&at| at < events.len());
+            (events, resume)
         };
-        let n = events.len() - start;
-        let mut turn = InTurn { reactor: self, events: Some(events), next: start };
+        let mut turn = InTurn { reactor: self, events: Some(events), next: resume.unwrap_or(0) };
+        if resume.is_none() {
+            self.run_idle_hooks();
+            let mut core = self.core.borrow_mut();
+            let timeout = if core.has_pending_work() { Some(Duration::ZERO) } else { timeout };
+            let events = turn.events.as_mut().ok_or(Error::Reentrant)?;
+            core.poller.wait(events, timeout)?;
+            core.stats.wakeups += 1;
+        }
+        let start = turn.next;
         while let Some((token, readiness)) = turn.next_event() {
             self.dispatch(token, readiness);
         }
+        let n = turn.next - start;
+        // Still inside the turn (the buffer is out): a deferred callback
+        // cannot nest a turn either.
+        self.run_deferred();
+        drop(turn);
         Ok(n)
     }
 
@@ -308,7 +317,7 @@ impl Reactor {
             Source::Io { callback, .. } => callback.take().map_or(Job::Nothing, Job::Io),
             Source::Signal { .. } => Job::Signals,
             Source::Waker => Job::Wake,
-            Source::SharedClock => Job::SharedPass,
+            Source::SharedClock(heap) => Job::SharedPass(*heap),
         };
         core.stats.events_dispatched += 1;
         match job {
@@ -346,9 +355,9 @@ impl Reactor {
                 drop(core);
                 self.deliver_signals(token);
             }
-            Job::SharedPass => {
+            Job::SharedPass(heap) => {
                 drop(core);
-                self.shared_pass();
+                self.shared_pass(heap);
             }
         }
     }
@@ -404,21 +413,22 @@ impl Reactor {
 
     /// The shared timerfd fired: run every shared timer that is due, then
     /// point the fd at the next deadline.
-    fn shared_pass(&self) {
+    fn shared_pass(&self, heap: u8) {
+        let h = heap as usize;
         let (due, now) = {
             let mut core = self.core.borrow_mut();
-            core.ack_shared_clock();
-            let now = nanos(Clock::Monotonic.now());
-            (core.shared.collect_due(now), now)
+            core.ack_shared_clock(heap);
+            let now = nanos(SHARED_CLOCKS[h].now());
+            (core.shared[h].collect_due(now), now)
         };
-        let mut pass = SharedPass { reactor: self, next: 0 };
+        let mut pass = SharedPass { reactor: self, heap, next: 0 };
         while pass.next < due {
             let i = pass.next;
             pass.next += 1;
             let fired = {
                 let mut core = self.core.borrow_mut();
-                let d = core.shared.due(i);
-                let fired = core.shared.fire(d, now);
+                let d = core.shared[h].due(i);
+                let fired = core.shared[h].fire(d, now);
                 if let Some(f) = &fired {
                     let (timer, ticks) = (f.key, f.ticks);
                     core.stats.timer_expirations += ticks;
@@ -427,11 +437,12 @@ impl Reactor {
                 fired
             };
             let Some(mut f) = fired else { continue };
-            let id = SourceId::Shared { key: f.key, generation: f.generation };
+            let id = SourceId::Shared { heap, key: f.key, generation: f.generation };
             let unwinding = RemoveOnUnwind(self, id);
             (f.callback)(&mut Context::new(self, id), f.ticks);
             unwinding.returned();
-            let leftover = self.core.borrow_mut().shared.restore(f.key, f.generation, f.callback);
+            let leftover =
+                self.core.borrow_mut().shared[h].restore(f.key, f.generation, f.callback);
             drop(leftover);
         }
     }
@@ -466,8 +477,12 @@ impl Drop for InTurn<'_> {
         if let Ok(mut core) = self.reactor.core.try_borrow_mut() {
             let events = self.events.take();
             if events.as_ref().is_some_and(|e| self.next < e.len()) {
+                // A panic cut the batch short: the next turn resumes it, and a
+                // host loop must see the fd readable for that.
                 core.resume_at = Some(self.next);
+                core.notify();
             }
+            core.deferred.phase = Phase::Outside;
             core.events = events;
         }
     }
@@ -497,14 +512,15 @@ impl Drop for RemoveOnUnwind<'_> {
 /// is armed for the earliest deadline, so no other shared timer is lost.
 struct SharedPass<'a> {
     reactor: &'a Reactor,
+    heap: u8,
     next: usize,
 }
 
 impl Drop for SharedPass<'_> {
     fn drop(&mut self) {
         if let Ok(mut core) = self.reactor.core.try_borrow_mut() {
-            core.shared.requeue_due(self.next);
-            let _ = core.sync_shared_clock();
+            core.shared[self.heap as usize].requeue_due(self.next);
+            let _ = core.sync_shared_clock(self.heap);
         }
     }
 }
@@ -514,7 +530,32 @@ enum Job {
     Timer(TimerCallback, u64, i32),
     Io(IoCallback),
     Signals,
-    SharedPass,
+    SharedPass(u8),
+}
+
+/// The epoll fd, for nesting this reactor in another event loop.
+///
+/// It is readable (level-triggered) whenever a turn has something to
+/// dispatch: a ready source, a due timer of either mode (the shared timerfd
+/// is one of its fds), a deferred callback, or events a panic left for the
+/// next turn. So a host loop (`poll(2)`, another `Reactor`, GLib, tokio's
+/// `AsyncFd`) waits on it and calls [`turn`](Reactor::turn) with
+/// `Some(Duration::ZERO)` when it is readable; no deadline is missed while
+/// nested. One turn dispatches at most 1,024 events, so it may leave work
+/// for the next: the fd then stays readable. Do not read from it or
+/// register it edge-triggered: an edge can be consumed by a turn that
+/// leaves work behind.
+impl AsFd for Reactor {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the poller, which owns this fd, lives in `core`, which `self` keeps alive.
+        unsafe { BorrowedFd::borrow_raw(self.epoll) }
+    }
+}
+
+impl AsRawFd for Reactor {
+    fn as_raw_fd(&self) -> RawFd {
+        self.epoll
+    }
 }
 
 impl std::fmt::Debug for Reactor {

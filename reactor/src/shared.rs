@@ -9,16 +9,18 @@
 //! | kernel objects | one timerfd + one epoll registration per timer | one timerfd in all |
 //! | arm / cancel | one `timerfd_settime` (~230 ns here) | a heap push, O(log n); a syscall only if it becomes the earliest |
 //! | fd limit | caps the number of timers | irrelevant: a million timers fit |
-//! | clocks | any of the five | `CLOCK_MONOTONIC` |
+//! | clocks | any of the five | monotonic, boottime, boottime-alarm (a heap and a timerfd each) |
 //! | visible in `/proc/PID/fd` | yes, each one | only the one fd |
 //!
 //! Pick dedicated to learn, to see every timer in `/proc`, for a few
-//! long-lived timers, or for other clocks; pick shared for many timers or
+//! long-lived timers, or for the realtime clocks; pick shared for many timers or
 //! high churn (per-connection timeouts).
 //!
 //! # Ground rules
 //!
-//! * **Deadlines** are nanoseconds on `CLOCK_MONOTONIC`, absolute.
+//! * **Deadlines** are nanoseconds on the heap's clock, absolute. Only
+//!   clocks that are never set get a heap: a realtime jump would change
+//!   what every stored deadline means.
 //! * **Lazy deletion.** Every arm takes a fresh `seq` from one counter;
 //!   cancelling or re-arming a timer leaves its old heap entry in place, and
 //!   that entry is skipped when it surfaces because its `seq` no longer
@@ -121,7 +123,7 @@ pub(crate) struct SharedTimers {
     next_generation: u32,
 }
 
-/// Nanoseconds on CLOCK_MONOTONIC.
+/// A clock reading in nanoseconds (the clocks a heap runs on are never negative).
 pub(crate) fn nanos(t: ClockTime) -> u64 {
     // Monotonic time is never negative; clamp anyway rather than wrap.
     (t.secs().max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t.nanos().into())

@@ -26,6 +26,16 @@ impl WakerInner {
         let _ = rustix::io::read(&self.fd, &mut buf); // EAGAIN: already clear
     }
 
+    /// Add 1 to the eventfd counter: the reactor's next (or current) wait
+    /// returns.
+    pub(crate) fn wake(&self) -> Result<(), Error> {
+        match rustix::io::write(&self.fd, &1u64.to_ne_bytes()) {
+            // EAGAIN: the counter is at its maximum, so a wake is pending anyway.
+            Ok(_) | Err(Errno::AGAIN) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub(crate) fn take_stop(&self) -> bool {
         self.stop.swap(false, Ordering::AcqRel)
     }
@@ -50,11 +60,7 @@ impl Waker {
     /// Make the reactor's current or next `epoll_wait` return.
     #[doc(alias = "eventfd_write")]
     pub fn wake(&self) -> Result<(), Error> {
-        match rustix::io::write(&self.inner.fd, &1u64.to_ne_bytes()) {
-            // EAGAIN: the counter is at its maximum, so a wake is pending anyway.
-            Ok(_) | Err(Errno::AGAIN) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.inner.wake()
     }
 
     /// Ask the reactor to return from [`run`](crate::Reactor::run), and wake it.

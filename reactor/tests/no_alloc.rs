@@ -1,5 +1,6 @@
 //! The cost promise: once warm, a turn allocates nothing, whether it
-//! dispatches dedicated timers, shared timers or I/O. Counted with a global
+//! dispatches dedicated timers, shared timers, I/O, channel messages, idle
+//! hooks or deferred callbacks (whose closures capture nothing). Counted with a global
 //! allocator; one test function so no other test thread allocates meanwhile.
 
 mod common;
@@ -45,16 +46,38 @@ fn a_warm_turn_allocates_nothing() {
         }
     }
     let waker = r.waker().unwrap();
+    let hooks = Rc::new(Cell::new(0u64));
+    let h = hooks.clone();
+    let _idle = r.add_idle(move |_| h.set(h.get() + 1)).unwrap();
+    let received = Rc::new(Cell::new(0u64));
+    let got = received.clone();
+    let (tx, _rx) = r
+        .add_channel(move |_, e| {
+            if let reactor::channel::Event::Msg(n) = e {
+                got.set(got.get() + n)
+            }
+        })
+        .unwrap();
     // Warm up: let buffers reach their steady size.
+    for _ in 0..50 {
+        tx.send(1u64).unwrap();
+        r.defer(|_| {}).unwrap();
+        r.turn(Some(Duration::from_millis(1))).unwrap();
+    }
     r.run_until_timeout(common::SOON, || fired.get() >= 2_000).unwrap();
 
     let before_fired = fired.get();
     let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let (before_hooks, before_received) = (hooks.get(), received.get());
     for _ in 0..200 {
         waker.wake().unwrap();
+        tx.send(1u64).unwrap(); // a message
+        r.defer(|_| {}).unwrap(); // a deferred closure that captures nothing
         r.turn(Some(Duration::from_millis(5))).unwrap();
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert!(fired.get() > before_fired, "timers fired during the measured turns");
+    assert_eq!(hooks.get() - before_hooks, 200, "the idle hook ran every turn");
+    assert!(received.get() - before_received >= 199, "messages were delivered");
     assert_eq!(allocations, 0, "{allocations} allocations in 200 warm turns");
 }
