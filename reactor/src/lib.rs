@@ -9,11 +9,13 @@
 //! | [`poller`] | the epoll layer: register, modify, deregister by token; wait |
 //! | [`token`](Token) | slab key + generation, carried in `epoll_event.data` |
 //! | `core` | the slab of sources, counters, the removal rules |
-//! | [`Reactor`] | adding sources; the turn: one `epoll_wait`, then dispatch |
+//! | [`Reactor`] | adding sources; the turn: one `epoll_wait`, then dispatch; `AsFd` for nesting |
 //! | [`Timer`], [`Io`], [`Signals`] | drop guards: dropping one removes its source |
 //! | [`shared`] | shared mode: many timers in a heap on one timerfd |
 //! | [`Context`] | what a callback gets: the reactor, and its own source |
 //! | [`Waker`] | wake a blocked loop from another thread (eventfd) |
+//! | [`channel`] | messages from other threads to a callback, batched per wake-up |
+//! | `deferred` | [`Reactor::defer`] and idle hooks ([`Reactor::add_idle`]) |
 //! | [`signal`] | SIGINT/SIGTERM as events (signalfd) |
 //! | [`Stats`], [`trace`] | counters, and a line per kernel step |
 //!
@@ -156,3 +158,8 @@ pub use waker::Waker;
 
 pub use rustix::process::Signal;
 pub use timerfd_sys::{Clock, ClockTime, Expiration};
+
+/// The crate README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
