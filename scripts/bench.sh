@@ -75,4 +75,7 @@ gcc -O2 -o "$out/send-floor" scripts/send-floor.c
 "$out/send-floor" | tee "$out/send-floor.txt"
 rm -f "$out/send-floor"
 
+step "6. cross-thread messages: reactor channel, mpsc + Waker, calloop"
+(cd benches && ./target/release/channel) | tee "$out/channel.md"
+
 step "done: raw results in $out"
