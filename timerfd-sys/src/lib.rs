@@ -105,8 +105,8 @@ pub mod raw {
 
     /// The `TFD_IOC_SET_TICKS` ioctl request number, `_IOW('T', 0, __u64)`,
     /// used by [`TimerFd::set_ticks`](crate::TimerFd::set_ticks). Neither
-    /// rustix nor libc defines it.
-    pub const TFD_IOC_SET_TICKS: u32 = 0x4008_5400;
+    /// rustix nor libc defines it; rustix's `opcode::write` computes it.
+    pub const TFD_IOC_SET_TICKS: u32 = rustix::ioctl::opcode::write::<u64>(b'T', 0) as u32;
 }
 
 /// The README's example, compiled and run as a doctest so it stays true.

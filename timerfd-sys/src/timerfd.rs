@@ -10,6 +10,7 @@ use core::num::NonZeroU64;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use rustix::io::Errno;
+use rustix::ioctl::{Opcode, Setter, ioctl};
 use rustix::time::{Itimerspec, TimerfdFlags, TimerfdTimerFlags, timerfd_create, timerfd_gettime};
 
 use crate::expiration::DISARM;
@@ -168,20 +169,14 @@ impl TimerFd {
     /// [`Error::Unsupported`].
     #[doc(alias = "TFD_IOC_SET_TICKS", alias = "ioctl")]
     pub fn set_ticks(&self, ticks: NonZeroU64) -> Result<(), Error> {
-        let ticks: u64 = ticks.get();
-        // libc, not rustix: rustix has no wrapper for TFD_IOC_SET_TICKS.
-        // SAFETY: `self.fd` is open while `self` lives; the kernel reads one u64 from `&ticks`, which outlives the call.
-        let rc = unsafe {
-            libc::ioctl(
-                self.fd.as_raw_fd(),
-                TFD_IOC_SET_TICKS as libc::c_ulong,
-                &ticks as *const u64,
-            )
-        };
-        match (rc, last_errno()) {
-            (0, _) => Ok(()),
-            (_, Errno::NOTTY) => Err(Error::Unsupported),
-            (_, e) => Err(e.into()),
+        const SET_TICKS: Opcode = TFD_IOC_SET_TICKS as Opcode;
+        // SAFETY: TFD_IOC_SET_TICKS is `_IOW('T', 0, __u64)`: the kernel reads
+        // one u64 through the pointer `Setter` passes, and writes nothing.
+        let rc = unsafe { ioctl(&self.fd, Setter::<SET_TICKS, u64>::new(ticks.get())) };
+        match rc {
+            Ok(()) => Ok(()),
+            Err(Errno::NOTTY) => Err(Error::Unsupported),
+            Err(e) => Err(e.into()),
         }
     }
 }
