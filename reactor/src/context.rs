@@ -2,7 +2,7 @@
 
 use timerfd_sys::Expiration;
 
-use crate::core::SourceId;
+use crate::token::SourceId;
 use crate::{Error, Reactor, Readiness, SignalInfo};
 
 /// A timer callback: gets the expirations since it last ran (missed ticks

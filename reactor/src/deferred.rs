@@ -13,14 +13,11 @@
 //! warm loop allocates only what a boxed closure's captures need (none for
 //! a closure that captures nothing).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Weak;
 
 use slab::Slab;
 
-use crate::core::Core;
-use crate::{Error, Reactor};
+use crate::{Error, Idle, Reactor};
 
 /// A callback deferred with [`Reactor::defer`].
 pub type DeferredCallback = Box<dyn FnOnce(&Reactor)>;
@@ -184,39 +181,5 @@ impl Drop for RemoveHookOnUnwind<'_> {
     fn drop(&mut self) {
         let removed = self.0.core().ok().and_then(|mut c| c.deferred.remove_hook(self.1, self.2));
         drop(removed);
-    }
-}
-
-/// An idle hook from [`Reactor::add_idle`]. Dropping it removes the hook.
-#[must_use = "dropping the handle removes the hook at once"]
-pub struct Idle {
-    core: Weak<RefCell<Core>>,
-    key: usize,
-    generation: u32,
-}
-
-impl Idle {
-    /// Whether the hook still exists: false once its reactor is dropped or
-    /// its callback panicked.
-    pub fn is_live(&self) -> bool {
-        let Some(core) = self.core.upgrade() else { return false };
-        core.try_borrow().is_ok_and(|c| c.deferred.hook_is_live(self.key, self.generation))
-    }
-}
-
-impl Drop for Idle {
-    fn drop(&mut self) {
-        let Some(rc) = self.core.upgrade() else { return };
-        let removed = rc
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut c| c.deferred.remove_hook(self.key, self.generation));
-        drop(removed);
-    }
-}
-
-impl std::fmt::Debug for Idle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Idle").field("key", &self.key).finish()
     }
 }

@@ -16,7 +16,8 @@ use std::rc::Weak;
 
 use timerfd_sys::Expiration;
 
-use crate::core::{Core, Entry, Source, SourceId};
+use crate::state::{Core, Entry, Source};
+use crate::token::SourceId;
 use crate::{Error, Interest, Token};
 
 /// Run `f` on the reactor's core, if the reactor still exists and is not
@@ -211,5 +212,39 @@ impl Drop for Signals {
 impl std::fmt::Debug for Signals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signals").field("token", &self.token).finish()
+    }
+}
+
+/// An idle hook from [`Reactor::add_idle`](crate::Reactor::add_idle). Dropping it removes the hook.
+#[must_use = "dropping the handle removes the hook at once"]
+pub struct Idle {
+    pub(crate) core: Weak<RefCell<Core>>,
+    pub(crate) key: usize,
+    pub(crate) generation: u32,
+}
+
+impl Idle {
+    /// Whether the hook still exists: false once its reactor is dropped or
+    /// its callback panicked.
+    pub fn is_live(&self) -> bool {
+        let Some(core) = self.core.upgrade() else { return false };
+        core.try_borrow().is_ok_and(|c| c.deferred.hook_is_live(self.key, self.generation))
+    }
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        let Some(rc) = self.core.upgrade() else { return };
+        let removed = rc
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut c| c.deferred.remove_hook(self.key, self.generation));
+        drop(removed);
+    }
+}
+
+impl std::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idle").field("key", &self.key).finish()
     }
 }

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`poller`] | the epoll layer: register, modify, deregister by token; wait |
 //! | [`token`](Token) | slab key + generation, carried in `epoll_event.data` |
-//! | `core` | the slab of sources, counters, the removal rules |
+//! | `state` | the slab of sources, shared heaps, counters, the removal rules |
 //! | [`Reactor`] | adding sources; the turn: one `epoll_wait`, then dispatch; `AsFd` for nesting |
 //! | [`Timer`], [`Io`], [`Signals`] | drop guards: dropping one removes its source |
 //! | [`shared`] | shared mode: many timers in a heap on one timerfd |
@@ -129,7 +129,6 @@
 
 pub mod channel;
 mod context;
-mod core;
 mod deferred;
 mod error;
 mod handle;
@@ -138,6 +137,7 @@ pub mod poller;
 mod reactor;
 pub mod shared;
 pub mod signal;
+mod state;
 mod stats;
 mod token;
 pub mod trace;
@@ -145,9 +145,9 @@ mod waker;
 
 pub use channel::{Channel, Sender};
 pub use context::{Context, IoCallback, SignalCallback, TimerCallback};
-pub use deferred::{DeferredCallback, Idle, IdleCallback};
+pub use deferred::{DeferredCallback, IdleCallback};
 pub use error::Error;
-pub use handle::{Io, Signals, Timer, TimerMode};
+pub use handle::{Idle, Io, Signals, Timer, TimerMode};
 pub use interest::{Interest, Readiness};
 pub use reactor::Reactor;
 pub use signal::SignalInfo;

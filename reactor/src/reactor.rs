@@ -10,10 +10,11 @@ use rustix::process::Signal;
 use timerfd_sys::{Clock, Expiration};
 
 use crate::context::{IoCallback, TimerCallback};
-use crate::core::{Core, Entry, IoFd, SHARED_CLOCKS, Source, SourceId};
 use crate::deferred::Phase;
 use crate::shared::nanos;
 use crate::signal::SignalFd;
+use crate::state::{Core, Entry, IoFd, SHARED_CLOCKS, Source};
+use crate::token::SourceId;
 use crate::trace::{Observer, TraceEvent};
 use crate::{
     Context, Error, Interest, Io, Readiness, SignalInfo, Signals, Stats, Timer, TimerMode, Token,
@@ -32,8 +33,8 @@ const SIGNALS_PER_EVENT: usize = 64;
 /// reactor closes every fd it owns.
 pub struct Reactor {
     pub(crate) core: Rc<RefCell<Core>>,
-    /// The epoll fd, for [`AsFd`]: it lives in `core` as long as `self` does.
-    epoll: RawFd,
+    /// The same poller `core` waits on, held here so [`AsFd`] can lend its fd.
+    poller: Rc<crate::poller::Poller>,
 }
 
 impl Reactor {
@@ -41,8 +42,8 @@ impl Reactor {
     /// `REACTOR_TRACE=1` in the environment turns the lifecycle trace on.
     pub fn new() -> Result<Reactor, Error> {
         let core = Core::new()?;
-        let epoll = core.poller.as_fd().as_raw_fd();
-        Ok(Reactor { core: Rc::new(RefCell::new(core)), epoll })
+        let poller = Rc::clone(&core.poller);
+        Ok(Reactor { core: Rc::new(RefCell::new(core)), poller })
     }
 
     pub(crate) fn core(&self) -> Result<RefMut<'_, Core>, Error> {
@@ -317,7 +318,7 @@ impl Reactor {
             Source::Io { callback, .. } => callback.take().map_or(Job::Nothing, Job::Io),
             Source::Signal { .. } => Job::Signals,
             Source::Waker => Job::Wake,
-            Source::SharedClock(heap) => Job::SharedPass(*heap),
+            Source::SharedFd(heap) => Job::SharedPass(*heap),
         };
         core.stats.events_dispatched += 1;
         match job {
@@ -417,7 +418,7 @@ impl Reactor {
         let h = heap as usize;
         let (due, now) = {
             let mut core = self.core.borrow_mut();
-            core.ack_shared_clock(heap);
+            core.ack_shared_fd(heap);
             let now = nanos(SHARED_CLOCKS[h].now());
             (core.shared[h].collect_due(now), now)
         };
@@ -520,7 +521,7 @@ impl Drop for SharedPass<'_> {
     fn drop(&mut self) {
         if let Ok(mut core) = self.reactor.core.try_borrow_mut() {
             core.shared[self.heap as usize].requeue_due(self.next);
-            let _ = core.sync_shared_clock(self.heap);
+            let _ = core.sync_shared_fd(self.heap);
         }
     }
 }
@@ -547,14 +548,13 @@ enum Job {
 /// leaves work behind.
 impl AsFd for Reactor {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the poller, which owns this fd, lives in `core`, which `self` keeps alive.
-        unsafe { BorrowedFd::borrow_raw(self.epoll) }
+        self.poller.as_fd()
     }
 }
 
 impl AsRawFd for Reactor {
     fn as_raw_fd(&self) -> RawFd {
-        self.epoll
+        self.poller.as_fd().as_raw_fd()
     }
 }
 

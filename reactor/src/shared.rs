@@ -123,18 +123,17 @@ pub(crate) struct SharedTimers {
     next_generation: u32,
 }
 
-/// A clock reading in nanoseconds (the clocks a heap runs on are never negative).
+/// A clock reading in nanoseconds: 0 before the epoch, `u64::MAX` past it
+/// (clamped, never wrapped; a heap's clocks are never negative).
 pub(crate) fn nanos(t: ClockTime) -> u64 {
-    // Monotonic time is never negative; clamp anyway rather than wrap.
-    (t.secs().max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t.nanos().into())
+    t.as_nanos().unwrap_or(if t.secs() < 0 { 0 } else { u64::MAX })
 }
 
 /// The latest deadline the shared timerfd can be armed for: [`MAX_TIME`]
 /// as nanoseconds. Later deadlines (a relative expiry near `MAX_TIME`) are
 /// armed at this instant, just as the kernel saturates a dedicated timer's
 /// relative expiry at `KTIME_MAX` (0.85 s later, about 292 years from boot).
-pub(crate) const MAX_DEADLINE: u64 =
-    MAX_TIME.as_secs() * 1_000_000_000 + MAX_TIME.subsec_nanos() as u64;
+pub(crate) const MAX_DEADLINE: u64 = MAX_TIME.as_nanos() as u64;
 
 /// What an expiration means for the heap, from `now`: an absolute deadline
 /// and a period (0 for a one-shot), both in nanoseconds.
@@ -149,7 +148,8 @@ impl Schedule {
     /// same inputs with the same errors; pure, so a refusal changes nothing.
     pub(crate) fn new(exp: Expiration, now: u64) -> Result<Schedule, Error> {
         exp.to_itimerspec()?;
-        let ns = |d: core::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        // Validated above: every duration is within MAX_TIME, so it fits.
+        let ns = |d: core::time::Duration| d.as_nanos() as u64;
         let (deadline, period_ns) = match exp {
             Expiration::Once(d) => (now.saturating_add(ns(d).max(1)), 0),
             Expiration::Every { first, period } => {
@@ -173,8 +173,10 @@ impl SharedTimers {
         self.heap.len()
     }
 
-    pub(crate) fn generation(&self, key: u32) -> Option<u32> {
-        self.timers.get(key as usize).map(|e| e.generation.get())
+    /// The one generation-checked lookup: whether slot `key` still holds
+    /// the timer a handle or callback of `generation` names.
+    pub(crate) fn is_current(&self, key: u32, generation: u32) -> bool {
+        self.timers.get(key as usize).is_some_and(|e| e.generation.get() == generation)
     }
 
     /// Refuse an insert the slab could not key with a `u32`, before anything

@@ -7,6 +7,8 @@
 
 use core::fmt;
 
+use crate::Error;
+
 /// Identifies one registration in a reactor: slab key plus generation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Token(u64);
@@ -41,5 +43,23 @@ impl Token {
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Token(key {} gen {})", self.key(), self.generation())
+    }
+}
+
+/// Which source a handle or a callback is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SourceId {
+    Dedicated(Token),
+    Shared { heap: u8, key: u32, generation: u32 },
+    Io(Token),
+    Signal(Token),
+}
+
+impl SourceId {
+    pub(crate) fn timer(self) -> Result<SourceId, Error> {
+        match self {
+            SourceId::Dedicated(_) | SourceId::Shared { .. } => Ok(self),
+            _ => Err(Error::NotATimer),
+        }
     }
 }

@@ -137,6 +137,39 @@ impl ClockTime {
         Ok(ClockTime { secs, nanos })
     }
 
+    /// `nanos` nanoseconds after the epoch. Every `u64` fits (about 584
+    /// years), so this cannot fail.
+    ///
+    /// ```
+    /// use timerfd_sys::ClockTime;
+    /// let t = ClockTime::from_nanos(5_000_000_007);
+    /// assert_eq!((t.secs(), t.nanos()), (5, 7));
+    /// assert_eq!(t.as_nanos(), Some(5_000_000_007));
+    /// ```
+    pub const fn from_nanos(nanos: u64) -> ClockTime {
+        let per_sec = NANOS_PER_SEC as u64;
+        ClockTime { secs: (nanos / per_sec) as i64, nanos: (nanos % per_sec) as u32 }
+    }
+
+    /// Nanoseconds since the epoch, or `None` before the epoch or past
+    /// `u64::MAX` nanoseconds.
+    ///
+    /// ```
+    /// use timerfd_sys::ClockTime;
+    /// assert_eq!(ClockTime::new(-1, 0)?.as_nanos(), None);
+    /// assert_eq!(ClockTime::MAX.as_nanos(), None);
+    /// # Ok::<(), timerfd_sys::Error>(())
+    /// ```
+    pub const fn as_nanos(self) -> Option<u64> {
+        if self.secs < 0 {
+            return None;
+        }
+        match (self.secs as u64).checked_mul(NANOS_PER_SEC as u64) {
+            Some(s) => s.checked_add(self.nanos as u64),
+            None => None,
+        }
+    }
+
     /// Whole seconds since the epoch (`tv_sec`).
     pub const fn secs(self) -> i64 {
         self.secs

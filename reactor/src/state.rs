@@ -18,6 +18,7 @@
 //!   source.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use slab::Slab;
@@ -28,6 +29,7 @@ use crate::deferred::Deferred;
 use crate::poller::{Events, Poller};
 use crate::shared::{MAX_DEADLINE, Schedule, SharedEntry, SharedTimers, nanos};
 use crate::signal::SignalFd;
+use crate::token::SourceId;
 use crate::trace::{TraceEvent, Tracer};
 use crate::waker::WakerInner;
 use crate::{Error, Interest, Stats, Token};
@@ -48,24 +50,6 @@ fn shared_heap(clock: Clock) -> Result<u8, Error> {
 
 /// Events fetched per `epoll_wait`.
 pub(crate) const EVENTS_PER_TURN: usize = 1024;
-
-/// Which source a handle or a callback is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SourceId {
-    Dedicated(Token),
-    Shared { heap: u8, key: u32, generation: u32 },
-    Io(Token),
-    Signal(Token),
-}
-
-impl SourceId {
-    pub(crate) fn timer(self) -> Result<SourceId, Error> {
-        match self {
-            SourceId::Dedicated(_) | SourceId::Shared { .. } => Ok(self),
-            _ => Err(Error::NotATimer),
-        }
-    }
-}
 
 /// A registered fd the reactor may or may not own.
 pub(crate) enum IoFd {
@@ -91,18 +75,18 @@ pub(crate) enum Source {
     },
     Waker,
     /// The timerfd under shared heap `.0` (see [`SHARED_CLOCKS`]).
-    SharedClock(u8),
+    SharedFd(u8),
 }
 
 impl Source {
     /// The fd a user source registered; `None` for the internal ones (waker,
-    /// shared clock), which live as long as the reactor and no handle names.
-    fn raw_fd(&self) -> Option<RawFd> {
+    /// shared timerfds), which live as long as the reactor and no handle names.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            Source::Timer { fd, .. } => Some(fd.as_raw_fd()),
-            Source::Io { fd, .. } => Some(fd.as_fd().as_raw_fd()),
-            Source::Signal { fd, .. } => Some(fd.as_raw_fd()),
-            Source::Waker | Source::SharedClock(_) => None,
+            Source::Timer { fd, .. } => Some(fd.as_fd()),
+            Source::Io { fd, .. } => Some(fd.as_fd()),
+            Source::Signal { fd, .. } => Some(fd.as_fd()),
+            Source::Waker | Source::SharedFd(_) => None,
         }
     }
 }
@@ -121,13 +105,14 @@ pub(crate) enum Removed {
 }
 
 pub(crate) struct Core {
-    pub(crate) poller: Poller,
+    /// Shared with [`Reactor`](crate::Reactor), whose `AsFd` lends its fd.
+    pub(crate) poller: Rc<Poller>,
     pub(crate) sources: Slab<Entry>,
     next_generation: u32,
     /// One heap per clock in [`SHARED_CLOCKS`].
     pub(crate) shared: [SharedTimers; SHARED_CLOCKS.len()],
     /// The one timerfd under all shared timers, created with the first one.
-    shared_clock: [Option<(TimerFd, Token)>; SHARED_CLOCKS.len()],
+    shared_fd: [Option<(TimerFd, Token)>; SHARED_CLOCKS.len()],
     pub(crate) stats: Stats,
     pub(crate) tracer: Tracer,
     pub(crate) stop: bool,
@@ -145,11 +130,11 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new() -> Result<Core, Error> {
         Ok(Core {
-            poller: Poller::new()?,
+            poller: Rc::new(Poller::new()?),
             sources: Slab::new(),
             next_generation: 0,
             shared: Default::default(),
-            shared_clock: Default::default(),
+            shared_fd: Default::default(),
             stats: Stats::default(),
             tracer: Tracer::from_env(),
             stop: false,
@@ -222,7 +207,7 @@ impl Core {
             Source::Io { .. } => (&mut s.io_sources, Some(&mut s.detached_io)),
             Source::Signal { .. } => (&mut s.signal_sources, None),
             Source::Waker => (&mut s.wakers, None),
-            Source::SharedClock(_) => (&mut s.timerfds_open, None),
+            Source::SharedFd(_) => (&mut s.timerfds_open, None),
         };
         *live = live.wrapping_add_signed(delta);
         if let (true, Some(d)) = (detached, detached_gauge) {
@@ -242,7 +227,7 @@ impl Core {
     pub(crate) fn is_live(&self, id: SourceId) -> bool {
         match id {
             SourceId::Shared { heap, key, generation } => {
-                self.shared[heap as usize].generation(key) == Some(generation)
+                self.shared[heap as usize].is_current(key, generation)
             }
             SourceId::Dedicated(t) | SourceId::Io(t) | SourceId::Signal(t) => {
                 self.entry_ref(t).is_some()
@@ -339,7 +324,7 @@ impl Core {
             }
             SourceId::Shared { heap, key, generation } => {
                 let h = heap as usize;
-                if self.shared[h].generation(key) != Some(generation) {
+                if !self.shared[h].is_current(key, generation) {
                     return Err(Error::Gone);
                 }
                 match exp {
@@ -365,7 +350,7 @@ impl Core {
     /// Create and register the timerfd of shared heap `heap` if there is
     /// none yet. Returns whether it was created now.
     fn open_shared_fd(&mut self, heap: u8) -> Result<bool, Error> {
-        if self.shared_clock[heap as usize].is_some() {
+        if self.shared_fd[heap as usize].is_some() {
             return Ok(false);
         }
         let clock = SHARED_CLOCKS[heap as usize];
@@ -373,15 +358,15 @@ impl Core {
         let token = self.watch(fd.as_fd(), Interest::READABLE)?;
         let raw = fd.as_raw_fd();
         self.tracer.emit(|| TraceEvent::Create { fd: raw, clock });
-        self.insert(token, Source::SharedClock(heap), raw, Interest::READABLE);
-        self.shared_clock[heap as usize] = Some((fd, token));
+        self.insert(token, Source::SharedFd(heap), raw, Interest::READABLE);
+        self.shared_fd[heap as usize] = Some((fd, token));
         Ok(true)
     }
 
     /// Undo [`open_shared_fd`](Self::open_shared_fd), for an add that failed
     /// after it.
     fn close_shared_fd(&mut self, heap: u8) {
-        let Some((fd, token)) = self.shared_clock[heap as usize].take() else { return };
+        let Some((fd, token)) = self.shared_fd[heap as usize].take() else { return };
         let _ = self.poller.delete(fd.as_fd());
         let entry = self.sources.remove(token.key());
         self.gauge(&entry.source, false, -1);
@@ -396,10 +381,8 @@ impl Core {
         if self.shared[h].armed_for.is_some_and(|armed| armed <= deadline) {
             return Ok(());
         }
-        let Some((fd, _)) = &self.shared_clock[h] else { return Ok(()) };
-        let at = deadline.min(MAX_DEADLINE);
-        let at = ClockTime::new((at / 1_000_000_000) as i64, (at % 1_000_000_000) as u32)?;
-        let expiration = Expiration::OnceAt(at);
+        let Some((fd, _)) = &self.shared_fd[h] else { return Ok(()) };
+        let expiration = Expiration::OnceAt(ClockTime::from_nanos(deadline.min(MAX_DEADLINE)));
         fd.set(expiration)?;
         let raw = fd.as_raw_fd();
         self.shared[h].armed_for = Some(deadline);
@@ -408,7 +391,7 @@ impl Core {
     }
 
     /// Point heap `heap`'s timerfd at its earliest live deadline, after a pass.
-    pub(crate) fn sync_shared_clock(&mut self, heap: u8) -> Result<(), Error> {
+    pub(crate) fn sync_shared_fd(&mut self, heap: u8) -> Result<(), Error> {
         match self.shared[heap as usize].earliest() {
             Some(earliest) => self.arm_shared_fd(heap, earliest),
             None => Ok(()),
@@ -417,9 +400,9 @@ impl Core {
 
     /// Read heap `heap`'s timerfd after it fired. It is a one-shot, so it
     /// is now disarmed.
-    pub(crate) fn ack_shared_clock(&mut self, heap: u8) -> u64 {
+    pub(crate) fn ack_shared_fd(&mut self, heap: u8) -> u64 {
         self.shared[heap as usize].armed_for = None;
-        match &self.shared_clock[heap as usize] {
+        match &self.shared_fd[heap as usize] {
             Some((fd, _)) => fd.read().unwrap_or(0),
             None => 0,
         }
@@ -431,7 +414,7 @@ impl Core {
         let token = match id {
             SourceId::Shared { heap, key, generation } => {
                 let shared = &mut self.shared[heap as usize];
-                if shared.generation(key) != Some(generation) {
+                if !shared.is_current(key, generation) {
                     return None;
                 }
                 let (entry, detached) = shared.remove(key)?;
@@ -444,14 +427,14 @@ impl Core {
             SourceId::Dedicated(t) | SourceId::Io(t) | SourceId::Signal(t) => t,
         };
         let entry = self.entry_ref(token)?;
-        let raw = entry.source.raw_fd()?; // the waker and shared clock are never removed
+        entry.source.fd()?; // the waker and shared timerfds are never removed
         let entry = self.sources.remove(token.key());
         self.gauge(&entry.source, entry.detached, -1);
-        // SAFETY: the fd is still open: the entry that owns (or borrows) it has not been dropped yet.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+        let fd = entry.source.fd()?;
+        let raw = fd.as_raw_fd();
         // ENOENT/EBADF here would mean the caller closed a borrowed fd early;
         // the registration is gone either way.
-        let _ = self.poller.delete(borrowed);
+        let _ = self.poller.delete(fd);
         self.tracer.emit(|| TraceEvent::EpollDel { fd: raw });
         if matches!(entry.source, Source::Timer { .. }) {
             self.tracer.emit(|| TraceEvent::Close { fd: raw });
@@ -465,7 +448,7 @@ impl Core {
         match id {
             SourceId::Shared { heap, key, generation } => {
                 let shared = &mut self.shared[heap as usize];
-                if shared.generation(key) == Some(generation) && shared.set_detached(key) {
+                if shared.is_current(key, generation) && shared.set_detached(key) {
                     self.stats.detached_timers += 1;
                 }
             }
@@ -503,7 +486,7 @@ impl Drop for Core {
                 self.tracer.emit(|| TraceEvent::Close { fd: raw });
             }
         }
-        for (fd, _) in self.shared_clock.iter().flatten() {
+        for (fd, _) in self.shared_fd.iter().flatten() {
             let raw = fd.as_raw_fd();
             self.tracer.emit(|| TraceEvent::Close { fd: raw });
         }
