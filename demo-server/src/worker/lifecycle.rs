@@ -1,0 +1,62 @@
+//! The end of connections: matching epoll interest to queued output,
+//! closing, and the shutdown drain.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use reactor::Interest;
+
+use super::{CLIENT, Worker};
+use crate::http::Route;
+use crate::sse;
+
+impl Worker {
+    /// After handling an event: close if done, else match the epoll interest
+    /// to whether output is queued.
+    pub(super) fn settle(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if conn.closing && conn.out.is_empty() {
+            return self.close(key);
+        }
+        let want_write = !conn.out.is_empty();
+        if want_write != conn.want_write {
+            conn.want_write = want_write;
+            let interest = if want_write { CLIENT | Interest::WRITABLE } else { CLIENT };
+            if let Some(io) = &conn.io {
+                if io.modify(interest).is_err() {
+                    self.close(key);
+                }
+            }
+        }
+    }
+
+    /// Remove a connection and everything it owns: its registration, its
+    /// socket, its deadline, its fixed heartbeat timer. A leaky stream's
+    /// timer is not its to drop: it becomes an orphan.
+    pub(super) fn close(&mut self, key: usize) {
+        let Some(conn) = self.conns.try_remove(key) else { return };
+        self.metrics.connections.fetch_sub(1, Relaxed);
+        if let Some(stream) = &conn.stream {
+            self.metrics.stream_closed(stream.route, stream.route == Route::Leaky);
+        }
+        drop(conn);
+    }
+
+    /// Shutdown: stop accepting, end every stream with a last event, and let
+    /// idle keep-alive connections ask once more (stream requests get 204).
+    pub(super) fn begin_drain(&mut self) {
+        self.draining = true;
+        self.listener_io = None;
+        self.listener = None;
+        self.accept_paused = None;
+        let max = self.cfg.max_buffered;
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let conn = &mut self.conns[key];
+            if conn.stream.is_some() {
+                let _ = conn.send(sse::SHUTDOWN, max);
+                conn.closing = true;
+            }
+            self.settle(key);
+        }
+    }
+}
