@@ -17,7 +17,7 @@ pub struct Config {
     pub timer_mode: TimerMode,
     /// Connections served at once, over all workers; more get 503.
     pub max_conns: usize,
-    /// Reactor threads, each with its own `SO_REUSEPORT` listener.
+    /// Reactor threads; they share one listening socket.
     pub workers: usize,
     /// Time allowed for a request head to arrive (slowloris cut-off): 408.
     pub header_timeout: Duration,

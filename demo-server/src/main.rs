@@ -126,7 +126,7 @@ struct ServeArgs {
     /// Most connections at once; more get 503 [default: (fd limit - 64) / 2].
     #[arg(long)]
     max_conns: Option<usize>,
-    /// Reactor threads, each with its own SO_REUSEPORT listener.
+    /// Reactor threads, sharing one listening socket.
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Time allowed for a request head (slowloris cut-off, answered 408).

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc;
 
 use reactor::{Reactor, Signal, TimerMode, Waker};
+use rustix::io::fcntl_dupfd_cloexec;
 use rustix::net::{
     AddressFamily, SocketFlags, SocketType, bind, getsockname, listen, socket_with, sockopt,
 };
@@ -35,6 +36,10 @@ pub enum ServeError {
 impl std::fmt::Display for ServeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            ServeError::Listen(addr, e) if *e == rustix::io::Errno::ADDRINUSE => write!(
+                f,
+                "cannot listen on {addr}: address in use (another demo-server? try --addr 127.0.0.1:0 for any free port)"
+            ),
             ServeError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServeError::Reactor(e) => write!(f, "reactor: {e}"),
             ServeError::Worker(e) => write!(f, "worker: {e}"),
@@ -62,8 +67,10 @@ pub fn raise_fd_limit() -> u64 {
     soft
 }
 
-/// A nonblocking listening socket with `SO_REUSEPORT`, so every worker can
-/// have its own and the kernel spreads connections over them.
+/// The one nonblocking listening socket, shared by every worker (each gets a
+/// `dup` to register in its own epoll). No `SO_REUSEPORT`, so a second
+/// instance on the same port fails with `EADDRINUSE` instead of silently
+/// taking half the clients.
 fn listener(addr: SocketAddr) -> Result<OwnedFd, ServeError> {
     let fail = |e| ServeError::Listen(addr, e);
     let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
@@ -71,7 +78,6 @@ fn listener(addr: SocketAddr) -> Result<OwnedFd, ServeError> {
         socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)
             .map_err(fail)?;
     sockopt::set_socket_reuseaddr(&fd, true).map_err(fail)?;
-    sockopt::set_socket_reuseport(&fd, true).map_err(fail)?;
     bind(&fd, &addr).map_err(fail)?;
     listen(&fd, 1024).map_err(fail)?;
     Ok(fd)
@@ -102,10 +108,12 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     let first = listener(cfg.addr)?;
     let local =
         getsockname(&first).ok().and_then(|a| SocketAddr::try_from(a).ok()).unwrap_or(cfg.addr);
-    let mut listeners = vec![first];
+    let mut listeners = Vec::with_capacity(cfg.workers);
     for _ in 1..cfg.workers {
-        listeners.push(listener(local)?);
+        let dup = fcntl_dupfd_cloexec(&first, 0).map_err(|e| ServeError::Listen(local, e))?;
+        listeners.push(dup);
     }
+    listeners.insert(0, first);
     cfg.addr = local;
     banner(&cfg, fd_limit);
 

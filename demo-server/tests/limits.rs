@@ -177,3 +177,24 @@ fn several_workers_share_the_port_and_the_metrics() {
     assert_eq!(server.settled_fds(3), server.fds());
     assert!(wait_until(SOON, || server.metric("reactor_timers_active{mode=\"dedicated\"}") == 0.0));
 }
+
+#[test]
+fn a_second_instance_on_the_same_port_fails_with_address_in_use() {
+    let server = Server::start(&["--workers", "2"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_demo-server"))
+        .args(["serve", "--addr", &server.addr.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut second = common::Proc(out);
+    let status = second.wait_exit(SOON).expect("the second instance exits at once");
+    assert!(!status.success());
+    let said = second.stderr();
+    assert!(said.contains("address in use") && said.contains("--addr 127.0.0.1:0"), "{said}");
+    // The first instance still has every client.
+    for _ in 0..20 {
+        assert_eq!(common::get(server.addr, "/metrics").status, 200);
+    }
+}

@@ -279,3 +279,39 @@ pub fn read_heartbeats(s: &mut TcpStream, n: usize) -> String {
     }
     text
 }
+
+/// A child process that is killed when dropped (for tests that spawn the
+/// binary themselves).
+pub struct Proc(pub std::process::Child);
+
+impl Proc {
+    /// Wait (bounded) for the child to exit; its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything on its stderr (read once it has exited or closed stderr).
+    pub fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
