@@ -147,7 +147,7 @@ fn progress(out: &mut impl Write, phase: &str, done: usize, total: usize) {
     }
     let width = 30;
     let filled = (done * width / total.max(1)).min(width);
-    eprint!(
+    crate::errprint!(
         "\r  {phase:<6} [{}{}] {done}/{total}   ",
         "#".repeat(filled),
         "-".repeat(width - filled)
@@ -214,7 +214,7 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
         }
     }
     if std::io::stderr().is_terminal() {
-        eprintln!();
+        crate::errln!();
     }
 
     // At the limit: more clients knock; the server must answer, not spin.

@@ -4,6 +4,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`config`] | settings, and the `100ms`/`1s` duration syntax |
+//! | [`console`] | `outln!`, `errln!`: printing that never panics on a closed pipe |
 //! | [`http`] | request heads: parsing, statuses, responses |
 //! | [`sse`] | the event-stream wire format |
 //! | `conn` | one connection: buffers, timers, stream state |
@@ -38,6 +39,7 @@
 pub mod client;
 pub mod config;
 mod conn;
+pub mod console;
 pub mod http;
 pub mod inspect;
 pub mod leak_demo;

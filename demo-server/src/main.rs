@@ -50,7 +50,9 @@ struct LeakDemoArgs {
 
 fn leak_demo(args: LeakDemoArgs) -> ExitCode {
     if args.fd_limit < 32 || args.streams == 0 {
-        eprintln!("demo-server leak-demo: --fd-limit must be at least 32 and --streams at least 1");
+        demo_server::errln!(
+            "demo-server leak-demo: --fd-limit must be at least 32 and --streams at least 1"
+        );
         return ExitCode::from(2);
     }
     let options = demo_server::leak_demo::Options {
@@ -64,7 +66,7 @@ fn leak_demo(args: LeakDemoArgs) -> ExitCode {
         Ok(v) if v.ok => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("demo-server leak-demo: {e}");
+            demo_server::errln!("demo-server leak-demo: {e}");
             ExitCode::FAILURE
         }
     }
@@ -92,13 +94,13 @@ fn inspect(args: InspectArgs) -> ExitCode {
             &mut std::io::stdout(),
         ),
         None => inspect::snapshot(args.pid).map(|s| {
-            println!("{}", if args.json { s.to_json() } else { s.render() });
+            demo_server::outln!("{}", if args.json { s.to_json() } else { s.render() });
         }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("demo-server inspect: {e}");
+            demo_server::errln!("demo-server inspect: {e}");
             ExitCode::FAILURE
         }
     }
@@ -177,14 +179,14 @@ fn main() -> ExitCode {
     let cfg = match args.config() {
         Ok(cfg) => cfg,
         Err(e) => {
-            eprintln!("demo-server: {e}");
+            demo_server::errln!("demo-server: {e}");
             return ExitCode::from(2);
         }
     };
     match demo_server::server::serve(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("demo-server: {e}");
+            demo_server::errln!("demo-server: {e}");
             ExitCode::FAILURE
         }
     }

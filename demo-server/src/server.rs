@@ -97,7 +97,7 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     let (flag, all) = (shutdown.clone(), wakers.clone());
     let _signals = main.add_signals(&[Signal::INT, Signal::TERM], move |ctx, info| {
         let name = if info.signal == Signal::INT { "SIGINT" } else { "SIGTERM" };
-        eprintln!("demo-server: {name} from pid {}: shutting down", info.pid);
+        crate::errln!("demo-server: {name} from pid {}: shutting down", info.pid);
         flag.store(true, Relaxed);
         for w in all.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = w.wake();
@@ -160,7 +160,7 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
             Err(_) => return Err(ServeError::Worker("a worker panicked".into())),
         }
     }
-    eprintln!("demo-server: all streams closed, exiting");
+    crate::errln!("demo-server: all streams closed, exiting");
     Ok(())
 }
 
@@ -170,13 +170,17 @@ fn banner(cfg: &Config, fd_limit: u64) {
         TimerMode::Dedicated => "dedicated (one timerfd per heartbeat)",
         TimerMode::Shared => "shared (heartbeats in one heap on one timerfd)",
     };
-    println!("demo-server listening on {url}");
-    println!("  dashboard: {url}");
-    println!("  fixed stream: curl -N {url}stream/fixed");
-    println!("  leaky stream: curl -N {url}stream/leaky");
-    println!("  metrics:      curl -s {url}metrics");
-    println!("  pid {}, heartbeat every {:?}, timers {mode}", std::process::id(), cfg.interval);
-    println!(
+    crate::outln!("demo-server listening on {url}");
+    crate::outln!("  dashboard: {url}");
+    crate::outln!("  fixed stream: curl -N {url}stream/fixed");
+    crate::outln!("  leaky stream: curl -N {url}stream/leaky");
+    crate::outln!("  metrics:      curl -s {url}metrics");
+    crate::outln!(
+        "  pid {}, heartbeat every {:?}, timers {mode}",
+        std::process::id(),
+        cfg.interval
+    );
+    crate::outln!(
         "  {} worker(s), max {} connections, fd limit {fd_limit}; watch it with: ls -l /proc/{}/fd | grep -c timerfd",
         cfg.workers,
         cfg.max_conns,
