@@ -25,6 +25,19 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Bytes a connection may have queued for a slow reader before it is cut;
     /// also the socket's `SO_SNDBUF` (the kernel doubles it).
+    ///
+    /// It bounds the queue's capacity, not only its length, so the worst
+    /// case memory is known in advance:
+    ///
+    /// ```text
+    /// RSS <= base + max_conns * (max_buffered + 64 KiB + 1 KiB)
+    /// ```
+    ///
+    /// where 64 KiB is the most unparsed request bytes a connection may hold
+    /// (streams hold none, so for streams only it is `max_buffered + 1 KiB`),
+    /// 1 KiB covers the connection's own state, and `base` is a few MiB.
+    /// The kernel's socket buffers (`2 * max_buffered` each) come on top, as
+    /// kernel memory, not RSS.
     pub max_buffered: usize,
     /// How long a shutdown waits for idle keep-alive connections.
     pub shutdown_grace: Duration,

@@ -6,7 +6,7 @@ use rustix::io::Errno;
 use rustix::net::recv;
 
 use super::{MAX_INBUF, READS_PER_EVENT, Worker};
-use crate::conn::Deadline;
+use crate::conn::{Deadline, reserve_bounded};
 use crate::http::{self, Parsed, Request, Route, Status};
 use crate::procfs::FdCounts;
 
@@ -60,10 +60,10 @@ impl Worker {
                 Ok((n, _)) => {
                     // A streaming client has nothing to say; discard it.
                     if conn.stream.is_none() {
-                        conn.inbuf.extend_from_slice(&scratch[..n]);
-                        if conn.inbuf.len() > MAX_INBUF {
+                        if !reserve_bounded(&mut conn.inbuf, n, MAX_INBUF) {
                             return Err(());
                         }
+                        conn.inbuf.extend_from_slice(&scratch[..n]);
                     }
                 }
                 Err(Errno::AGAIN) => return Ok(false),
