@@ -16,6 +16,9 @@ pub(crate) enum Deadline {
     Header,
     /// An idle keep-alive connection is closed when it fires.
     Idle,
+    /// A connection that is closing but still has output queued: closed
+    /// when it fires, whether or not the client read it all.
+    Linger,
 }
 
 /// An open event stream.

@@ -46,6 +46,9 @@ const READS_PER_EVENT: usize = 4;
 const MAX_INBUF: usize = 64 * 1024;
 /// How long accepting pauses after EMFILE/ENFILE, instead of spinning.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(20);
+/// How long a closing connection may take to read the output still queued
+/// for it before it is closed anyway.
+const LINGER: Duration = Duration::from_secs(2);
 /// How often `/stream/stats` subscribers get a snapshot.
 const STATS_PERIOD: Duration = Duration::from_millis(500);
 
@@ -105,8 +108,8 @@ pub(crate) fn run(
         w.listen(reactor)?;
         let me = w.me.clone();
         let every = Expiration::every(STATS_PERIOD);
-        w.stats_timer = Some(reactor.add_timer(HOUSEKEEPING, every, move |_, _| {
-            with_worker(&me, |w| w.broadcast_stats())
+        w.stats_timer = Some(reactor.add_timer(HOUSEKEEPING, every, move |ctx, _| {
+            with_worker(&me, |w| w.broadcast_stats(ctx.reactor()))
         })?);
     }
     let mut drain_until: Option<Instant> = None;
@@ -115,7 +118,7 @@ pub(crate) fn run(
         reactor.turn(timeout)?;
         metrics.publish(index, reactor.stats());
         if shutdown.load(Relaxed) && drain_until.is_none() {
-            worker.borrow_mut().begin_drain();
+            worker.borrow_mut().begin_drain(reactor);
             drain_until = Some(Instant::now() + cfg.shutdown_grace);
         }
         if let Some(until) = drain_until {

@@ -198,3 +198,31 @@ fn a_second_instance_on_the_same_port_fails_with_address_in_use() {
         assert_eq!(common::get(server.addr, "/metrics").status, 200);
     }
 }
+
+#[test]
+fn a_client_that_pipelines_and_never_reads_is_closed_after_the_linger() {
+    // A queue large enough that the output stays queued (not cut off as too
+    // slow) once the kernel's buffers are full.
+    let server = Server::start(&["--idle-timeout", "200ms", "--max-buffered", "2097152"]);
+    assert_eq!(common::get(server.addr, "/").status, 200); // lazily made things in the baseline
+    let baseline = server.settled_fds(1);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let s = TcpStream::connect(server.addr).unwrap();
+        rustix::net::sockopt::set_socket_recv_buffer_size(&s, 4096).unwrap();
+        let mut s = s;
+        // 700 dashboards, about 5 MB: more than the kernel buffers hold.
+        let request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(700);
+        s.write_all(&request).unwrap();
+        clients.push(s); // and never read
+    }
+    let start = Instant::now();
+    // Idle deadline (200 ms), then the linger deadline: closed within seconds.
+    assert!(
+        wait_until(Duration::from_secs(8), || server.sockets() == 1),
+        "connections with queued output were never closed: {} sockets",
+        server.sockets()
+    );
+    assert!(start.elapsed() >= Duration::from_millis(200), "closed before the idle deadline");
+    assert_eq!(server.fds(), baseline);
+}

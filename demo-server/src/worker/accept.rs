@@ -126,7 +126,7 @@ impl Worker {
         }) else {
             return;
         };
-        let deadline = self.deadline(ctx, key, generation, Deadline::Header);
+        let deadline = self.deadline(ctx.reactor(), key, generation, Deadline::Header);
         self.conns.insert(Conn {
             generation,
             sock,

@@ -3,20 +3,31 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use reactor::Interest;
+use reactor::{Interest, Reactor};
 
 use super::{CLIENT, Worker};
+use crate::conn::Deadline;
 use crate::http::Route;
 use crate::sse;
 
 impl Worker {
     /// After handling an event: close if done, else match the epoll interest
-    /// to whether output is queued.
-    pub(super) fn settle(&mut self, key: usize) {
+    /// to whether output is queued. A connection closing with output still
+    /// queued gets a linger deadline, so it always has a timer that ends it.
+    pub(super) fn settle(&mut self, reactor: &Reactor, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         if conn.closing && conn.out.is_empty() {
             return self.close(key);
         }
+        if conn.closing && !matches!(conn.deadline, Some((Deadline::Linger, _))) {
+            let generation = conn.generation;
+            match self.deadline(reactor, key, generation, Deadline::Linger) {
+                Some(d) => self.conns[key].deadline = Some(d),
+                // No timer to end it later: end it now.
+                None => return self.close(key),
+            }
+        }
+        let conn = &mut self.conns[key];
         let want_write = !conn.out.is_empty();
         if want_write != conn.want_write {
             conn.want_write = want_write;
@@ -43,7 +54,7 @@ impl Worker {
 
     /// Shutdown: stop accepting, end every stream with a last event, and let
     /// idle keep-alive connections ask once more (stream requests get 204).
-    pub(super) fn begin_drain(&mut self) {
+    pub(super) fn begin_drain(&mut self, reactor: &Reactor) {
         self.draining = true;
         self.listener_io = None;
         self.listener = None;
@@ -56,7 +67,7 @@ impl Worker {
                 let _ = conn.send(sse::SHUTDOWN, max);
                 conn.closing = true;
             }
-            self.settle(key);
+            self.settle(reactor, key);
         }
     }
 }

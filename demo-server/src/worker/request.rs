@@ -46,7 +46,7 @@ impl Worker {
                 self.conns[key].closing = true;
             }
         }
-        self.settle(key);
+        self.settle(ctx.reactor(), key);
     }
 
     /// Read what the socket has. `Ok(true)` on end of stream, `Err` when the
@@ -88,7 +88,7 @@ impl Worker {
                         && matches!(conn.deadline, Some((Deadline::Idle, _)) | None)
                     {
                         let generation = conn.generation;
-                        let d = self.deadline(ctx, key, generation, Deadline::Header);
+                        let d = self.deadline(ctx.reactor(), key, generation, Deadline::Header);
                         self.conns[key].deadline = d;
                     }
                     break;
@@ -124,7 +124,7 @@ impl Worker {
             && conn.deadline.is_none()
         {
             let generation = conn.generation;
-            let d = self.deadline(ctx, key, generation, Deadline::Idle);
+            let d = self.deadline(ctx.reactor(), key, generation, Deadline::Idle);
             self.conns[key].deadline = d;
         }
     }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reactor::{Clock, ClockTime, Context, Expiration, TimerMode};
+use reactor::{Clock, ClockTime, Context, Expiration, Reactor, TimerMode};
 
 use super::{STATS_PERIOD, Worker, with_worker};
 use crate::conn::{Gone, Stream};
@@ -43,8 +43,8 @@ impl Worker {
         let timer = match route {
             Route::Fixed | Route::Leaky => {
                 let me = self.me.clone();
-                let made = ctx.reactor().add_timer(mode, on_grid(interval), move |_, ticks| {
-                    with_worker(&me, |w| w.heartbeat(key, generation, route, ticks))
+                let made = ctx.reactor().add_timer(mode, on_grid(interval), move |ctx, ticks| {
+                    with_worker(&me, |w| w.heartbeat(ctx.reactor(), key, generation, route, ticks))
                 });
                 match made {
                     Ok(t) => Some(t),
@@ -93,7 +93,14 @@ impl Worker {
         }
     }
 
-    fn heartbeat(&mut self, key: usize, generation: u64, route: Route, ticks: u64) {
+    fn heartbeat(
+        &mut self,
+        reactor: &Reactor,
+        key: usize,
+        generation: u64,
+        route: Route,
+        ticks: u64,
+    ) {
         let max = self.cfg.max_buffered;
         let Some(conn) = self.conn(key, generation) else {
             // A leaky timer whose client left long ago: a wake-up for nobody.
@@ -107,14 +114,14 @@ impl Worker {
         match conn.send(&buf[..n], max) {
             Ok(()) => {
                 self.metrics.heartbeat();
-                self.settle(key);
+                self.settle(reactor, key);
             }
             // EPIPE/ECONNRESET: gone; or too far behind: cut off.
             Err(Gone::Peer | Gone::TooSlow) => self.close(key),
         }
     }
 
-    pub(super) fn broadcast_stats(&mut self) {
+    pub(super) fn broadcast_stats(&mut self, reactor: &Reactor) {
         let max = self.cfg.max_buffered;
         let subscribers: Vec<usize> = self
             .conns
@@ -131,7 +138,7 @@ impl Worker {
             if self.conns[key].send(&event, max).is_err() {
                 self.close(key);
             } else {
-                self.settle(key);
+                self.settle(reactor, key);
             }
         }
     }
