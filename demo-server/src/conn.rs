@@ -3,7 +3,7 @@
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use reactor::{Io, Timer};
+use reactor::{Interest, Io, Timer};
 use rustix::io::Errno;
 use rustix::net::{SendFlags, send};
 
@@ -43,8 +43,11 @@ pub(crate) struct Conn {
     pub(crate) inbuf: Vec<u8>,
     /// Bytes the socket would not take yet.
     pub(crate) out: Vec<u8>,
-    /// Whether WRITABLE is in the registered interest.
-    pub(crate) want_write: bool,
+    /// The interest registered with epoll now.
+    pub(crate) interest: Interest,
+    /// Complete requests wait in `inbuf`, beyond this turn's budget: the
+    /// socket is watched for WRITABLE (not READABLE) until they are served.
+    pub(crate) backlog: bool,
     pub(crate) deadline: Option<(Deadline, Timer)>,
     pub(crate) stream: Option<Stream>,
     /// Close once `out` is flushed.
@@ -144,7 +147,8 @@ mod tests {
             io: None,
             inbuf: Vec::new(),
             out: Vec::new(),
-            want_write: false,
+            interest: Interest::READABLE,
+            backlog: false,
             deadline: None,
             stream: None,
             closing: false,

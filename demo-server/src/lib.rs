@@ -12,6 +12,7 @@
 //! | [`server`] | listeners, worker threads, signals, shutdown |
 //! | [`metrics`] | counters, `/metrics` text and `/stream/stats` JSON |
 //! | [`procfs`] | what `/proc/self` says about our fds |
+//! | [`census`] | the fd census thread: `/proc/self/fd` counted off the reactor threads |
 //! | [`leak_demo`] | `leak-demo`: the reproduction in one command, with a verdict |
 //! | [`client`] | the small blocking HTTP client `leak-demo` uses |
 //! | [`inspect`] | what `/proc/PID` says about any process: fds by kind, timerfds, epoll watches |
@@ -36,6 +37,7 @@
 
 #![cfg(target_os = "linux")]
 
+pub mod census;
 pub mod client;
 pub mod config;
 mod conn;

@@ -118,7 +118,9 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     banner(&cfg, fd_limit);
 
     let cfg = Arc::new(cfg);
-    let metrics = Arc::new(Metrics::new(cfg.workers));
+    let census = crate::census::Census::start(crate::census::PERIOD)
+        .map_err(|e| ServeError::Worker(e.to_string()))?;
+    let metrics = Arc::new(Metrics::new(cfg.workers, census));
     let (tx, rx) = mpsc::channel::<Result<Waker, reactor::Error>>();
     let mut threads = Vec::new();
     for (index, fd) in listeners.into_iter().enumerate() {

@@ -42,6 +42,9 @@ use accept::open_spare;
 const ACCEPTS_PER_EVENT: usize = 64;
 /// Reads per connection event (the socket is level-triggered: more next turn).
 const READS_PER_EVENT: usize = 4;
+/// Pipelined requests served per connection event, so that no client
+/// monopolizes a worker: the rest wait for the next turn (see `backlog`).
+const REQUESTS_PER_EVENT: usize = 8;
 /// Unparsed request bytes a connection may hold before it is cut off.
 const MAX_INBUF: usize = 64 * 1024;
 /// How long accepting pauses after EMFILE/ENFILE, instead of spinning.
@@ -68,6 +71,9 @@ pub(crate) struct Worker {
     spare: Option<OwnedFd>,
     scratch: Box<[u8; 16 * 1024]>,
     stats_timer: Option<Timer>,
+    /// `/stream/stats` connections, as (key, generation): the broadcast
+    /// visits these, not every connection.
+    stats_subscribers: Vec<(usize, u64)>,
     draining: bool,
 }
 
@@ -100,6 +106,7 @@ pub(crate) fn run(
             spare: open_spare(),
             scratch: Box::new([0; 16 * 1024]),
             stats_timer: None,
+            stats_subscribers: Vec::new(),
             draining: false,
         })
     });

@@ -157,3 +157,44 @@ fn response_counts_by_code_reach_the_metrics() {
     assert_eq!(server.metric("http_responses_total{code=\"404\"}"), 3.0);
     assert_eq!(server.metric("http_responses_total{code=\"400\"}"), 1.0);
 }
+
+#[test]
+fn a_long_pipeline_is_answered_in_full_and_in_order_even_after_a_half_close() {
+    let server = Server::start(&[]);
+    for half_close in [false, true] {
+        let mut s = server.connect();
+        let mut request = Vec::new();
+        for i in 0..150 {
+            let path = if i % 2 == 0 { "/metrics" } else { "/nope" };
+            request.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        s.write_all(&request).unwrap();
+        if half_close {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        for i in 0..150 {
+            let want = if i % 2 == 0 { 200 } else { 404 };
+            assert_eq!(read_response(&mut s, false).status, want, "response {i}");
+        }
+        let last = read_response(&mut s, false);
+        assert!(last.body.contains("<!doctype html>"), "the last answer is the page");
+        assert!(closed_within(&mut s, QUICK));
+    }
+}
+
+#[test]
+fn fd_counts_come_from_a_census_that_says_how_old_it_is() {
+    let server = Server::start(&["--interval", "1s"]);
+    let age = server.metric("process_fd_census_age_seconds");
+    assert!((0.0..2.0).contains(&age), "census age {age}");
+    let before = server.metric("process_open_fds");
+    let streams: Vec<TcpStream> =
+        (0..20).map(|_| common::open_stream(server.addr, "fixed")).collect();
+    // The census thread catches up within a period or two.
+    assert!(
+        common::wait_until(SOON, || server.metric("process_open_fds") >= before + 40.0),
+        "20 streams (a socket and a timerfd each) never reached the census"
+    );
+    drop(streams);
+}

@@ -12,7 +12,7 @@ use crate::sse;
 
 impl Worker {
     /// After handling an event: close if done, else match the epoll interest
-    /// to whether output is queued. A connection closing with output still
+    /// to whether output or requests are queued. A connection closing with output still
     /// queued gets a linger deadline, so it always has a timer that ends it.
     pub(super) fn settle(&mut self, reactor: &Reactor, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
@@ -28,10 +28,15 @@ impl Worker {
             }
         }
         let conn = &mut self.conns[key];
-        let want_write = !conn.out.is_empty();
-        if want_write != conn.want_write {
-            conn.want_write = want_write;
-            let interest = if want_write { CLIENT | Interest::WRITABLE } else { CLIENT };
+        // A backlog of pipelined requests is served one budget per turn,
+        // when the socket is writable (at once, unless the client is not
+        // reading its answers); meanwhile reading more of them can wait.
+        let mut interest = if conn.backlog { Interest::RDHUP } else { CLIENT };
+        if !conn.out.is_empty() || conn.backlog {
+            interest = interest | Interest::WRITABLE;
+        }
+        if interest != conn.interest {
+            conn.interest = interest;
             if let Some(io) = &conn.io {
                 if io.modify(interest).is_err() {
                     self.close(key);

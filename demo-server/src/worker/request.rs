@@ -5,10 +5,9 @@ use reactor::{Context, Readiness};
 use rustix::io::Errno;
 use rustix::net::recv;
 
-use super::{MAX_INBUF, READS_PER_EVENT, Worker};
+use super::{MAX_INBUF, READS_PER_EVENT, REQUESTS_PER_EVENT, Worker};
 use crate::conn::{Deadline, reserve_bounded};
 use crate::http::{self, Parsed, Request, Route, Status};
-use crate::procfs::FdCounts;
 
 impl Worker {
     pub(super) fn on_conn(
@@ -41,8 +40,9 @@ impl Worker {
         }
         if !streaming {
             self.process_requests(ctx, key);
-            if eof {
+            if eof && !self.conns[key].backlog {
                 // Answer what arrived, then close: the client sends no more.
+                // (With a backlog, RDHUP comes again next turn.)
                 self.conns[key].closing = true;
             }
         }
@@ -74,13 +74,22 @@ impl Worker {
         Ok(false)
     }
 
-    /// Answer every complete request in the buffer, in order (pipelining).
+    /// Answer the complete requests in the buffer, in order (pipelining),
+    /// up to [`REQUESTS_PER_EVENT`] and only while the socket takes the
+    /// answers; the rest are a backlog for a later turn.
     fn process_requests(&mut self, ctx: &mut Context<'_>, key: usize) {
         let max = self.cfg.max_buffered;
-        loop {
+        self.conns[key].backlog = false;
+        for served in 0.. {
             let conn = &mut self.conns[key];
             if conn.stream.is_some() || conn.closing {
                 return;
+            }
+            // Serve no more while answers wait in the queue (the client is
+            // not keeping up), nor past this turn's budget.
+            if served == REQUESTS_PER_EVENT || !conn.out.is_empty() {
+                conn.backlog = !conn.inbuf.is_empty();
+                break;
             }
             match http::parse(&conn.inbuf) {
                 Parsed::Partial => {
@@ -116,11 +125,12 @@ impl Worker {
                 }
             }
         }
-        // Between requests on a keep-alive connection: wait, but not forever.
+        // Between requests on a keep-alive connection, or with a backlog
+        // waiting for the client to read: wait, but not forever.
         let conn = &self.conns[key];
         if conn.stream.is_none()
             && !conn.closing
-            && conn.inbuf.is_empty()
+            && (conn.inbuf.is_empty() || conn.backlog)
             && conn.deadline.is_none()
         {
             let generation = conn.generation;
@@ -144,7 +154,7 @@ impl Worker {
                 req.head_only,
             ),
             Route::Metrics => {
-                let body = self.metrics.render(FdCounts::read());
+                let body = self.metrics.render();
                 http::response(
                     &mut out,
                     Status::Ok,

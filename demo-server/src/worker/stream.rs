@@ -7,7 +7,6 @@ use reactor::{Clock, ClockTime, Context, Expiration, Reactor, TimerMode};
 use super::{STATS_PERIOD, Worker, with_worker};
 use crate::conn::{Gone, Stream};
 use crate::http::{self, Route, Status};
-use crate::procfs::FdCounts;
 use crate::sse;
 
 /// Every `period`, on a grid shared by all streams: the first expiry is the
@@ -85,6 +84,9 @@ impl Worker {
         conn.inbuf = Vec::new();
         conn.deadline = None;
         conn.stream = Some(Stream { route, seq: last_event_id.unwrap_or(0), timer });
+        if route == Route::Stats {
+            self.stats_subscribers.push((key, generation));
+        }
         self.metrics.response(Status::Ok);
         self.metrics.stream_opened(route);
         if conn.send(&out, max).is_err() {
@@ -123,18 +125,16 @@ impl Worker {
 
     pub(super) fn broadcast_stats(&mut self, reactor: &Reactor) {
         let max = self.cfg.max_buffered;
-        let subscribers: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.stream.as_ref().is_some_and(|s| s.route == Route::Stats))
-            .map(|(k, _)| k)
-            .collect();
-        if subscribers.is_empty() {
+        let Worker { conns, stats_subscribers, .. } = self;
+        stats_subscribers.retain(|&(key, generation)| {
+            conns.get(key).is_some_and(|c| c.generation == generation && c.stream.is_some())
+        });
+        if stats_subscribers.is_empty() {
             return;
         }
         let mut event = Vec::new();
-        sse::data_event(&mut event, &self.metrics.snapshot_json(FdCounts::read(), unix_ms()));
-        for key in subscribers {
+        sse::data_event(&mut event, &self.metrics.snapshot_json(unix_ms()));
+        for (key, _) in self.stats_subscribers.clone() {
             if self.conns[key].send(&event, max).is_err() {
                 self.close(key);
             } else {
