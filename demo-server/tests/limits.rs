@@ -201,28 +201,37 @@ fn a_second_instance_on_the_same_port_fails_with_address_in_use() {
 
 #[test]
 fn a_client_that_pipelines_and_never_reads_is_closed_after_the_linger() {
-    // A queue large enough that the output stays queued (not cut off as too
-    // slow) once the kernel's buffers are full.
-    let server = Server::start(&["--idle-timeout", "200ms", "--max-buffered", "2097152"]);
+    // Small socket buffers, so that a few answers fill them and the rest
+    // stays queued in the server (but under --max-buffered: not cut off).
+    let server = Server::start(&["--idle-timeout", "200ms", "--max-buffered", "16384"]);
     assert_eq!(common::get(server.addr, "/").status, 200); // lazily made things in the baseline
     let baseline = server.settled_fds(1);
     let mut clients = Vec::new();
     for _ in 0..3 {
-        let s = TcpStream::connect(server.addr).unwrap();
-        rustix::net::sockopt::set_socket_recv_buffer_size(&s, 4096).unwrap();
-        let mut s = s;
-        // 700 dashboards, about 5 MB: more than the kernel buffers hold.
-        let request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(700);
-        s.write_all(&request).unwrap();
+        let mut s = common::connect_with_recv_buffer(server.addr, 4096);
+        s.write_all(&b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(4)).unwrap();
         clients.push(s); // and never read
     }
+    assert!(wait_until(SOON, || server.sockets() == 4), "the server took all three in");
     let start = Instant::now();
-    // Idle deadline (200 ms), then the linger deadline: closed within seconds.
+    // Idle deadline (200 ms), then the linger deadline (2 s): closed.
     assert!(
         wait_until(Duration::from_secs(8), || server.sockets() == 1),
         "connections with queued output were never closed: {} sockets",
         server.sockets()
     );
-    assert!(start.elapsed() >= Duration::from_millis(200), "closed before the idle deadline");
+    let took = start.elapsed();
+    assert!(took >= Duration::from_secs(1), "closed before the linger deadline: {took:?}");
     assert_eq!(server.fds(), baseline);
+}
+
+#[test]
+fn a_worker_that_dies_ends_the_process_with_an_error() {
+    let mut server = Server::start_with_env(&[("DEMO_SERVER_TEST_PANIC", "1")], &[]);
+    let _ = TcpStream::connect(server.addr); // worker 0 panics on it
+    let status = server.wait_exit(SOON).expect("a dead worker ends the process promptly");
+    assert!(!status.success(), "{status:?}");
+    let said = server.stderr();
+    assert!(said.contains("worker-0 panicked"), "{said}");
+    assert!(TcpStream::connect(server.addr).is_err(), "the port is free for a restart");
 }
