@@ -62,7 +62,9 @@ pub struct Request {
     pub head_only: bool,
     /// Whether the connection may stay open after the response.
     pub keep_alive: bool,
-    /// A well-formed `Last-Event-ID` (a decimal `u64`); malformed ones are ignored.
+    /// A well-formed `Last-Event-ID` (a decimal up to
+    /// [`MAX_EVENT_ID`](crate::sse::MAX_EVENT_ID)); one that is not a
+    /// decimal is ignored, a larger one is refused with 400.
     pub last_event_id: Option<u64>,
 }
 
@@ -217,7 +219,15 @@ pub fn parse(buf: &[u8]) -> Parsed {
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked_or_te = true;
         } else if h.name.eq_ignore_ascii_case("last-event-id") {
-            last_event_id = value.parse::<u64>().ok();
+            // Our ids are decimals; anything else is not one of them and
+            // is ignored. A decimal past the largest id we send is refused:
+            // resuming from it could only send smaller ids.
+            if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+                match value.parse::<u64>() {
+                    Ok(n) if n <= crate::sse::MAX_EVENT_ID => last_event_id = Some(n),
+                    _ => return reject(Status::BadRequest, true, head_only, 0),
+                }
+            }
         }
     }
     if !http10 && !host {
@@ -354,6 +364,17 @@ mod tests {
         );
         assert_eq!(id(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: x1\r\n\r\n"), None);
         assert_eq!(id(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: -3\r\n\r\n"), None);
+        assert_eq!(id(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: +3\r\n\r\n"), None);
+        let max = crate::sse::MAX_EVENT_ID;
+        let at_max =
+            format!("GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {max}\r\n\r\n");
+        assert_eq!(id(at_max.as_bytes()), Some(max));
+        for huge in [max + 1, u64::MAX] {
+            let head =
+                format!("GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {huge}\r\n\r\n");
+            assert_eq!(status(head.as_bytes()), 400, "{huge}");
+        }
+        assert_eq!(status(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 99999999999999999999999\r\n\r\n"), 400);
     }
 
     #[test]

@@ -4,12 +4,23 @@
 //! source) before it spawns any worker, so the workers inherit the blocked
 //! mask and the signals can only arrive at the main thread's signalfd. On a
 //! signal it sets the shutdown flag and wakes every worker with its waker.
+//!
+//! A worker that ends unasked (a panic, a reactor error) must not leave a
+//! zombie server that holds the port and answers nobody: each worker thread
+//! carries a guard that wakes the main thread when the thread ends, by
+//! return or by unwinding. The main thread then says which worker ended and
+//! why, lets the others drain, and `serve` returns an error, so the process
+//! exits non-zero and a supervisor can restart it. (For the tests, the
+//! environment variable `DEMO_SERVER_TEST_PANIC=1` makes worker 0 panic on
+//! its first connection.)
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use reactor::{Reactor, Signal, TimerMode, Waker};
 use rustix::io::fcntl_dupfd_cloexec;
@@ -122,12 +133,16 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Worker(e.to_string()))?;
     let metrics = Arc::new(Metrics::new(cfg.workers, census));
     let (tx, rx) = mpsc::channel::<Result<Waker, reactor::Error>>();
+    let ended = Arc::new(AtomicBool::new(false));
+    let main_waker = main.waker()?;
     let mut threads = Vec::new();
     for (index, fd) in listeners.into_iter().enumerate() {
         let (cfg, metrics, shutdown, tx) =
             (cfg.clone(), metrics.clone(), shutdown.clone(), tx.clone());
+        let guard = EndGuard { ended: ended.clone(), main: main_waker.clone() };
         let spawned =
             std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || {
+                let _guard = guard;
                 let reactor = match Reactor::new().and_then(|r| r.waker().map(|w| (r, w))) {
                     Ok((r, w)) => {
                         let _ = tx.send(Ok(w));
@@ -152,9 +167,13 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     }
     // A signal that arrived before the wakers were registered set the flag;
     // wake everyone once more so nobody sleeps through it.
-    main.run_until(|| shutdown.load(Relaxed))?;
+    main.run_until(|| shutdown.load(Relaxed) || ended.load(Relaxed))?;
+    let unasked = !shutdown.swap(true, Relaxed);
     for w in wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         let _ = w.wake();
+    }
+    if unasked {
+        return Err(worker_ended(threads, cfg.shutdown_grace + Duration::from_secs(1)));
     }
     for t in threads {
         match t.join() {
@@ -164,6 +183,59 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     }
     crate::errln!("demo-server: all streams closed, exiting");
     Ok(())
+}
+
+/// Marks, when dropped (return or unwinding), that a worker thread ended,
+/// and wakes the main thread to look.
+struct EndGuard {
+    ended: Arc<AtomicBool>,
+    main: Waker,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.ended.store(true, Relaxed);
+        let _ = self.main.wake();
+    }
+}
+
+type WorkerThread = JoinHandle<Result<(), reactor::Error>>;
+
+/// A worker ended before any shutdown: say which and why, give the others
+/// up to `grace` to drain (they have been told to), and return the error.
+fn worker_ended(threads: Vec<WorkerThread>, grace: Duration) -> ServeError {
+    let mut reasons = Vec::new();
+    let deadline = Instant::now() + grace;
+    let mut pending: Vec<(usize, WorkerThread)> = threads.into_iter().enumerate().collect();
+    loop {
+        let (done, rest): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|(_, t)| t.is_finished());
+        pending = rest;
+        for (index, t) in done {
+            let why = match t.join() {
+                Ok(Ok(())) => continue, // drained after being told to stop
+                Ok(Err(e)) => format!("failed: reactor: {e}"),
+                Err(panic) => {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a non-text payload".into());
+                    format!("panicked: {msg}")
+                }
+            };
+            reasons.push(format!("worker-{index} {why}"));
+        }
+        if pending.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if reasons.is_empty() {
+        reasons.push("a worker ended before any shutdown was asked for".into());
+    }
+    reasons.push("exiting so that a supervisor can restart the server".into());
+    ServeError::Worker(reasons.join("; "))
 }
 
 fn banner(cfg: &Config, fd_limit: u64) {

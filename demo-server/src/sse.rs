@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use crate::http::Route;
 
+/// The largest event id this server sends: 2^53 - 1, the largest integer
+/// a JavaScript client holds exactly. A `Last-Event-ID` above it gets 400
+/// (resuming from it could only wrap the ids back), and a stream that
+/// would pass it ends.
+pub const MAX_EVENT_ID: u64 = (1 << 53) - 1;
+
 /// Reconnection delay sent to clients in the `retry:` line, in milliseconds.
 pub const RETRY_MS: u32 = 2000;
 

@@ -75,6 +75,9 @@ pub(crate) struct Worker {
     /// visits these, not every connection.
     stats_subscribers: Vec<(usize, u64)>,
     draining: bool,
+    /// `DEMO_SERVER_TEST_PANIC` is set: panic on the first connection (tests
+    /// check that a dead worker ends the process).
+    test_panic: bool,
 }
 
 /// Run `f` on the worker behind `me`, if it still exists.
@@ -108,6 +111,7 @@ pub(crate) fn run(
             stats_timer: None,
             stats_subscribers: Vec::new(),
             draining: false,
+            test_panic: index == 0 && std::env::var_os("DEMO_SERVER_TEST_PANIC").is_some(),
         })
     });
     {

@@ -133,3 +133,29 @@ fn in_shared_mode_the_leak_is_heap_entries_not_fds() {
     assert_eq!(server.metric("reactor_timers_active{mode=\"shared\"}"), shared + 10.0);
     assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), 0.0);
 }
+
+#[test]
+fn a_huge_last_event_id_is_refused_and_ids_never_wrap() {
+    let server = Server::start(&["--interval", "20ms"]);
+    for huge in [u64::MAX.to_string(), "18446744073709551616".into(), (1u64 << 53).to_string()] {
+        let r = common::raw(
+            server.addr,
+            format!("GET /stream/fixed HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {huge}\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 400, "Last-Event-ID: {huge}");
+    }
+    // One id left before the largest: it is sent, then the stream ends
+    // rather than wrap to 0.
+    let max = demo_server::sse::MAX_EVENT_ID;
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(SOON)).unwrap();
+    write!(s, "GET /stream/fixed HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {}\r\n\r\n", max - 1)
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("the stream ends cleanly");
+    assert!(text.contains(&format!("\nid: {max}\n")), "{text}");
+    assert_eq!(text.matches("\nid: ").count(), 1, "{text}");
+    // The server is alive and well.
+    assert_eq!(server.metric("sse_streams_active{route=\"fixed\"}"), 0.0);
+}

@@ -104,6 +104,7 @@ impl Worker {
     }
 
     pub(super) fn admit(&mut self, ctx: &mut Context<'_>, fd: OwnedFd) {
+        assert!(!self.test_panic, "DEMO_SERVER_TEST_PANIC is set");
         if self.draining {
             return;
         }

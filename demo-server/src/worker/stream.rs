@@ -110,7 +110,11 @@ impl Worker {
             return;
         };
         let Some(stream) = &mut conn.stream else { return };
-        stream.seq += 1;
+        let Some(seq) = stream.seq.checked_add(1).filter(|&s| s <= sse::MAX_EVENT_ID) else {
+            // Ids never go backwards: out of ids, the stream ends.
+            return self.close(key);
+        };
+        stream.seq = seq;
         let mut buf = [0u8; 160];
         let n = sse::heartbeat(&mut buf, route, stream.seq, ticks);
         match conn.send(&buf[..n], max) {
