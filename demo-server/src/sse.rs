@@ -17,8 +17,15 @@ pub const MAX_EVENT_ID: u64 = (1 << 53) - 1;
 /// Reconnection delay sent to clients in the `retry:` line, in milliseconds.
 pub const RETRY_MS: u32 = 2000;
 
-/// The first bytes of a stream, flushed with the response head: a `retry:`
-/// line, then an `open` event that says what the stream is.
+/// The name of a stream's first event. Not `open`: EventSource fires its own
+/// `open` event when a stream connects, and a server event of that name
+/// would call `onopen` a second time.
+pub const HELLO: &str = "hello";
+
+/// The first bytes of a stream, flushed with the response head: one event
+/// with a `retry:` field and a `hello` event that says what the stream is.
+/// The `retry:` is in the same block as the event, not a block of its own:
+/// some clients (httpx-sse) yield a block without data as an empty message.
 pub fn opening(
     out: &mut Vec<u8>,
     route: Route,
@@ -29,7 +36,7 @@ pub fn opening(
     let resumed = resumed_from.map_or_else(|| "null".to_string(), |n| n.to_string());
     let _ = write!(
         out,
-        "retry: {RETRY_MS}\n\nevent: open\ndata: {{\"route\":\"{}\",\"interval_ms\":{},\"timer_mode\":\"{mode}\",\"resumed_from\":{resumed}}}\n\n",
+        "retry: {RETRY_MS}\nevent: {HELLO}\ndata: {{\"route\":\"{}\",\"interval_ms\":{},\"timer_mode\":\"{mode}\",\"resumed_from\":{resumed}}}\n\n",
         route.label(),
         interval.as_millis(),
     );
@@ -80,7 +87,8 @@ mod tests {
         let mut out = Vec::new();
         opening(&mut out, Route::Leaky, Duration::from_millis(100), "shared", Some(9));
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("retry: 2000\n\nevent: open\ndata: {"));
+        assert!(text.starts_with("retry: 2000\nevent: hello\ndata: {"));
+        assert_eq!(text.matches("\n\n").count(), 1, "one block: {text}");
         assert!(text.contains("\"interval_ms\":100") && text.contains("\"resumed_from\":9"));
         assert!(text.ends_with("}\n\n"));
     }

@@ -41,7 +41,46 @@ fn refusals_get_the_right_status() {
         assert_eq!(closed, *closes, "{text}: closed after the answer");
     }
     let r = raw(server.addr, b"PUT / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+}
+
+#[test]
+fn rfc_9112_details_over_the_wire() {
+    let server = Server::start(&[]);
+    let cases: &[(&[u8], u16, bool)] = &[
+        (b"GET http://t/metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 200, true),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n", 400, true),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, true),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: +0\r\n\r\n", 400, true),
+        (b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", 405, true),
+        (b"PUT /stream/fixed HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 405, true),
+    ];
+    for (request, status, closes) in cases {
+        let (got, closed) = status_then_closed(&server, request);
+        let text = String::from_utf8_lossy(request);
+        assert_eq!(got, *status, "{text}");
+        assert_eq!(closed, *closes, "{text}: closed after the answer");
+    }
+}
+
+#[test]
+fn a_cors_preflight_allows_resuming_with_last_event_id() {
+    let server = Server::start(&[]);
+    let mut s = server.connect();
+    s.write_all(
+        b"OPTIONS /stream/fixed HTTP/1.1\r\nHost: t\r\nOrigin: http://elsewhere.example\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: last-event-id\r\n\r\n",
+    )
+    .unwrap();
+    let r = read_response(&mut s, true);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let allowed = r.header("access-control-allow-headers").unwrap().to_ascii_lowercase();
+    assert!(allowed.split(',').any(|h| h.trim() == "last-event-id"), "{allowed}");
+    assert!(r.header("access-control-allow-methods").unwrap().contains("GET"));
+    // The connection stays usable: the stream request follows the preflight.
+    s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 7\r\n\r\n").unwrap();
+    let head = read_response(&mut s, true);
+    assert_eq!((head.status, head.header("access-control-allow-origin")), (200, Some("*")));
 }
 
 #[test]

@@ -145,6 +145,10 @@ impl Worker {
         let mut status = Status::Ok;
         let mut keep_alive = req.keep_alive && !self.draining;
         match req.route {
+            _ if req.preflight => {
+                status = Status::NoContent;
+                http::preflight(&mut out, keep_alive);
+            }
             Route::Dashboard => http::response(
                 &mut out,
                 Status::Ok,
