@@ -1,6 +1,6 @@
 //! Server settings and the duration syntax of the command line.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use reactor::TimerMode;
@@ -89,6 +89,46 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// The shortest heartbeat interval accepted: below it, timers alone would
+/// keep a core busy (1 ns pins one).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Parse a byte size: `65536`, `64k`, `64K`, `64KiB`, `1m`, `1MiB`
+/// (k and m are 1024 and 1024²).
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: usize =
+        number.parse().map_err(|_| format!("'{s}': expected a size like 65536 or 64k"))?;
+    let scale: usize = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("'{s}': unknown unit '{other}' (k, m or g)")),
+    };
+    value.checked_mul(scale).ok_or_else(|| format!("'{s}': out of range"))
+}
+
+/// Parse a listen address: `127.0.0.1:8080`, `[::1]:8080`, or a name such
+/// as `localhost:8080` (resolved now; an IPv4 address is preferred).
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    if !s.contains(':') {
+        return Err(format!("'{s}': expected HOST:PORT, like 127.0.0.1:8080 or localhost:0"));
+    }
+    let addrs: Vec<SocketAddr> = s.to_socket_addrs().map_err(|e| format!("'{s}': {e}"))?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("'{s}': the name resolves to no address"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +144,20 @@ mod tests {
         assert!(parse_duration("10h").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("1e300s").is_err());
+    }
+
+    #[test]
+    fn sizes_and_addresses() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("64k"), Ok(65536));
+        assert_eq!(parse_bytes("64KiB"), Ok(65536));
+        assert_eq!(parse_bytes("1m"), Ok(1 << 20));
+        assert!(parse_bytes("64q").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("k").is_err());
+        assert!(parse_bytes("99999999999999999999g").is_err());
+        assert_eq!(parse_addr("127.0.0.1:80"), Ok(SocketAddr::from(([127, 0, 0, 1], 80))));
+        assert_eq!(parse_addr("localhost:80"), Ok(SocketAddr::from(([127, 0, 0, 1], 80))));
+        assert!(parse_addr("localhost").is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use demo_server::config::{Config, parse_duration};
+use demo_server::config::{Config, MIN_INTERVAL, parse_addr, parse_bytes, parse_duration};
 use reactor::TimerMode;
 
 #[derive(Parser)]
@@ -48,11 +48,38 @@ struct LeakDemoArgs {
     svg: Option<std::path::PathBuf>,
 }
 
+impl LeakDemoArgs {
+    /// Everything that can be checked before any work starts.
+    fn check(&self) -> Result<(), String> {
+        if self.fd_limit < 32 || self.streams == 0 {
+            return Err("--fd-limit must be at least 32 and --streams at least 1".into());
+        }
+        let hard = demo_server::procfs::nofile().1;
+        if self.fd_limit > hard {
+            return Err(format!(
+                "--fd-limit {} is above this process's hard RLIMIT_NOFILE ({hard}); the server child could not get it",
+                self.fd_limit
+            ));
+        }
+        if self.interval < MIN_INTERVAL {
+            return Err(format!("--interval must be at least {MIN_INTERVAL:?}"));
+        }
+        if let Some(path) = &self.svg {
+            // Found now, not after the whole run: the file must be writable.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| format!("--svg {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
 fn leak_demo(args: LeakDemoArgs) -> ExitCode {
-    if args.fd_limit < 32 || args.streams == 0 {
-        demo_server::errln!(
-            "demo-server leak-demo: --fd-limit must be at least 32 and --streams at least 1"
-        );
+    if let Err(e) = args.check() {
+        demo_server::errln!("demo-server leak-demo: {e}");
         return ExitCode::from(2);
     }
     let options = demo_server::leak_demo::Options {
@@ -117,7 +144,7 @@ enum Mode {
 #[derive(Args, Clone)]
 struct ServeArgs {
     /// Address to listen on (port 0: any free port, printed at start).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr)]
     addr: SocketAddr,
     /// Heartbeat period, like 100ms or 1s.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
@@ -137,15 +164,28 @@ struct ServeArgs {
     /// Time an idle keep-alive connection is kept.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     idle_timeout: Duration,
-    /// Bytes queued for a client that reads too slowly before it is cut off.
-    #[arg(long, default_value_t = 64 * 1024)]
+    /// Bytes queued for a client that reads too slowly before it is cut off
+    /// (like 64k or 1m); it bounds each buffer's capacity too.
+    #[arg(long, default_value = "64k", value_parser = parse_bytes)]
     max_buffered: usize,
 }
 
 impl ServeArgs {
     fn config(self) -> Result<Config, String> {
-        if self.interval.is_zero() {
-            return Err("--interval must be above zero".into());
+        if self.interval < MIN_INTERVAL {
+            return Err(format!(
+                "--interval must be at least {MIN_INTERVAL:?} (it was {:?})",
+                self.interval
+            ));
+        }
+        if self.header_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return Err("--header-timeout and --idle-timeout must be above zero".into());
+        }
+        if self.max_conns == Some(0) {
+            return Err("--max-conns must be at least 1".into());
+        }
+        if !(1024..=1 << 30).contains(&self.max_buffered) {
+            return Err("--max-buffered must be between 1k and 1g".into());
         }
         if self.workers == 0 || self.workers > 256 {
             return Err("--workers must be between 1 and 256".into());
