@@ -39,6 +39,11 @@ pub struct Config {
     /// The kernel's socket buffers (`2 * max_buffered` each) come on top, as
     /// kernel memory, not RSS.
     pub max_buffered: usize,
+    /// Most leaky heartbeat timers (live leaky streams and orphans) the
+    /// server will hold; past it `/stream/leaky` answers 503, saying why.
+    pub max_orphans: u64,
+    /// Whether `/stream/leaky` is served at all (off: 404, saying so).
+    pub leaky_route: bool,
     /// How long a shutdown waits for idle keep-alive connections.
     pub shutdown_grace: Duration,
 }
@@ -54,6 +59,8 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_buffered: 64 * 1024,
+            max_orphans: DEFAULT_MAX_ORPHANS,
+            leaky_route: true,
             shutdown_grace: Duration::from_secs(1),
         }
     }
@@ -88,6 +95,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(secs))
 }
+
+/// The default `--max-orphans`: enough to watch the leak grow for a while,
+/// few enough that nobody can exhaust the server through `/stream/leaky`.
+pub const DEFAULT_MAX_ORPHANS: u64 = 1000;
 
 /// The shortest heartbeat interval accepted: below it, timers alone would
 /// keep a core busy (1 ns pins one).

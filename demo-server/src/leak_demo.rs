@@ -100,6 +100,8 @@ fn spawn_server(o: &Options) -> Result<ServerChild, String> {
     let mut cmd = Command::new(exe);
     cmd.args(["serve", "--addr", "127.0.0.1:0", "--timer-mode", "dedicated", "--interval"])
         .arg(format!("{}ms", o.interval.as_millis().max(1)))
+        // The demo leaks until the fd limit bites: no orphan cap before it.
+        .args(["--max-orphans", &o.fd_limit.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     // SAFETY: only setrlimit runs between fork and exec; it is async-signal-safe.

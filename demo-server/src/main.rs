@@ -164,6 +164,12 @@ struct ServeArgs {
     /// Time an idle keep-alive connection is kept.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     idle_timeout: Duration,
+    /// Most leaky timers (live and orphaned) to hold; then /stream/leaky answers 503.
+    #[arg(long, default_value_t = demo_server::config::DEFAULT_MAX_ORPHANS)]
+    max_orphans: u64,
+    /// Turn /stream/leaky off (it answers 404, saying so): for servers others can reach.
+    #[arg(long)]
+    no_leaky: bool,
     /// Bytes queued for a client that reads too slowly before it is cut off
     /// (like 64k or 1m); it bounds each buffer's capacity too.
     #[arg(long, default_value = "64k", value_parser = parse_bytes)]
@@ -203,6 +209,8 @@ impl ServeArgs {
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             max_buffered: self.max_buffered,
+            max_orphans: self.max_orphans,
+            leaky_route: !self.no_leaky,
             ..defaults
         })
     }

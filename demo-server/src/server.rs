@@ -247,7 +247,14 @@ fn banner(cfg: &Config, fd_limit: u64) {
     crate::outln!("demo-server listening on {url}");
     crate::outln!("  dashboard: {url}");
     crate::outln!("  fixed stream: curl -N {url}stream/fixed");
-    crate::outln!("  leaky stream: curl -N {url}stream/leaky");
+    if cfg.leaky_route {
+        crate::outln!(
+            "  leaky stream: curl -N {url}stream/leaky   (at most {} leaked timers: --max-orphans)",
+            cfg.max_orphans
+        );
+    } else {
+        crate::outln!("  leaky stream: turned off (--no-leaky)");
+    }
     crate::outln!("  metrics:      curl -s {url}metrics");
     crate::outln!(
         "  pid {}, heartbeat every {:?}, timers {mode}",

@@ -162,3 +162,29 @@ fn a_huge_last_event_id_is_refused_and_ids_never_wrap() {
     // The server is alive and well.
     assert_eq!(server.metric("sse_streams_active{route=\"fixed\"}"), 0.0);
 }
+
+#[test]
+fn the_orphan_cap_refuses_leaky_streams_saying_why() {
+    let server = Server::start(&["--interval", "50ms", "--max-orphans", "3"]);
+    for _ in 0..3 {
+        drop(open_stream(server.addr, "leaky"));
+    }
+    assert!(wait_until(SOON, || server.metric("sse_orphan_timers{route=\"leaky\"}") == 3.0));
+    let r = common::get(server.addr, "/stream/leaky");
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("--max-orphans 3"), "{}", r.body);
+    assert_eq!(server.metric("reactor_detached_timers"), 3.0, "no fourth timer was made");
+    // The fixed route is not affected.
+    let mut s = open_stream(server.addr, "fixed");
+    read_heartbeats(&mut s, 1);
+}
+
+#[test]
+fn no_leaky_turns_the_route_off() {
+    let server = Server::start(&["--no-leaky"]);
+    let r = common::get(server.addr, "/stream/leaky");
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("--no-leaky"), "{}", r.body);
+    assert_eq!(server.metric("reactor_detached_timers"), 0.0);
+    drop(open_stream(server.addr, "fixed"));
+}

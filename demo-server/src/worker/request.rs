@@ -139,6 +139,12 @@ impl Worker {
         }
     }
 
+    /// Leaky heartbeat timers: orphans, and live leaky streams (each one an
+    /// orphan to be), over all workers.
+    fn leaky_timers(&self) -> u64 {
+        self.metrics.orphans(Route::Leaky) + self.metrics.active(Route::Leaky)
+    }
+
     fn respond(&mut self, ctx: &mut Context<'_>, key: usize, req: Request) {
         let max = self.cfg.max_buffered;
         let mut out = Vec::new();
@@ -174,6 +180,25 @@ impl Worker {
                 status = Status::NoContent;
                 keep_alive = false;
                 out.extend_from_slice(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            }
+            Route::Leaky if !self.cfg.leaky_route => {
+                status = Status::NotFound;
+                let body = b"404: /stream/leaky is turned off on this server (--no-leaky).\n";
+                let ct = "text/plain; charset=utf-8";
+                http::response(&mut out, status, ct, body, keep_alive, req.head_only);
+            }
+            Route::Leaky if self.leaky_timers() >= self.cfg.max_orphans => {
+                // Every leaky stream leaves a timer behind for good: past the
+                // cap, refuse rather than let anyone exhaust the server.
+                status = Status::Unavailable;
+                keep_alive = false;
+                let body = format!(
+                    "503: this server holds {} leaked heartbeat timers, its cap (--max-orphans {}); /stream/leaky is refused until it restarts. /stream/fixed still works.\n",
+                    self.leaky_timers(),
+                    self.cfg.max_orphans
+                );
+                let ct = "text/plain; charset=utf-8";
+                http::response(&mut out, status, ct, body.as_bytes(), false, req.head_only);
             }
             route if req.head_only => {
                 keep_alive = false;
