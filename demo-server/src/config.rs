@@ -67,9 +67,14 @@ impl Default for Config {
 }
 
 /// Safely below the fd limit: a stream costs a socket and (in dedicated
-/// mode) a timerfd, and 64 fds are kept back for the process itself.
+/// mode) a timerfd, and fds are kept back for the process itself: a
+/// quarter of the limit, at least 16 (what the server holds on its own,
+/// spares included) and at most 64. At nofile 64 that is 24 connections,
+/// not the 1 a flat 64 fds kept back would leave.
 pub fn default_max_conns(fd_limit: u64) -> usize {
-    (fd_limit.min(1 << 20).saturating_sub(64) / 2).max(1) as usize
+    let limit = fd_limit.min(1 << 20);
+    let kept = (limit / 4).clamp(16, 64);
+    (limit.saturating_sub(kept) / 2).max(1) as usize
 }
 
 /// Parse `100ms`, `1s`, `2m`, `500us`, `250ns`, or a decimal like `1.5s`.
@@ -175,6 +180,7 @@ mod tests {
     fn default_max_conns_leaves_room() {
         assert_eq!(default_max_conns(20_000), 9_968);
         assert_eq!(default_max_conns(256), 96);
+        assert_eq!(default_max_conns(64), 24);
         assert_eq!(default_max_conns(10), 1);
     }
 }

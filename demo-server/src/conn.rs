@@ -52,6 +52,8 @@ pub(crate) struct Conn {
     pub(crate) stream: Option<Stream>,
     /// Close once `out` is flushed.
     pub(crate) closing: bool,
+    /// Admitted past the limits for monitoring: no streams.
+    pub(crate) reserved: bool,
 }
 
 /// Why a write gave up on the client.
@@ -152,6 +154,7 @@ mod tests {
             deadline: None,
             stream: None,
             closing: false,
+            reserved: false,
         };
         let max = 10_000;
         let event = [b'x'; 90]; // about one heartbeat

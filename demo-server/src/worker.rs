@@ -3,7 +3,8 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `accept.rs` | taking connections in, refusing them at the limits |
+//! | `accept.rs` | taking connections in, the backlog at EMFILE |
+//! | `refuse.rs` | answering a client that cannot be taken, so the answer arrives |
 //! | `deadline.rs` | the timer that ends every connection |
 //! | `request.rs` | reading request heads, pipelining, routing |
 //! | `stream.rs` | event streams: start, heartbeats, stats |
@@ -33,6 +34,7 @@ use crate::metrics::Metrics;
 mod accept;
 mod deadline;
 mod lifecycle;
+mod refuse;
 mod request;
 mod stream;
 
@@ -69,6 +71,10 @@ pub(crate) struct Worker {
     accept_paused: Option<Timer>,
     /// The spare-fd trick: an fd given up at EMFILE to accept and refuse one client.
     spare: Option<OwnedFd>,
+    /// A second spare fd, for a reserved (monitoring) connection at EMFILE.
+    monitor_spare: Option<OwnedFd>,
+    /// Reserved connections open now (see `refuse.rs`).
+    reserved: usize,
     scratch: Box<[u8; 16 * 1024]>,
     stats_timer: Option<Timer>,
     /// `/stream/stats` connections, as (key, generation): the broadcast
@@ -107,6 +113,8 @@ pub(crate) fn run(
             listener_io: None,
             accept_paused: None,
             spare: open_spare(),
+            monitor_spare: open_spare(),
+            reserved: 0,
             scratch: Box::new([0; 16 * 1024]),
             stats_timer: None,
             stats_subscribers: Vec::new(),

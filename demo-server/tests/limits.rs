@@ -235,3 +235,69 @@ fn a_worker_that_dies_ends_the_process_with_an_error() {
     assert!(said.contains("worker-0 panicked"), "{said}");
     assert!(TcpStream::connect(server.addr).is_err(), "the port is free for a restart");
 }
+
+/// Fill a server under a small fd limit with streams until it refuses.
+fn fill_to_emfile(server: &Server) -> Vec<TcpStream> {
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        match s.read_exact(&mut head) {
+            Ok(()) if &head == b"HTTP/1.1 200" => streams.push(s),
+            _ => return streams,
+        }
+    }
+    panic!("the fd limit never bit");
+}
+
+#[test]
+fn at_emfile_a_backlog_is_refused_at_once_and_every_refusal_arrives() {
+    let server = Server::start_with_fd_limit(64, &["--interval", "1s", "--max-conns", "1000"]);
+    let streams = fill_to_emfile(&server);
+    assert!(!streams.is_empty());
+    // 300 clients knock at once and ask for a stream.
+    let mut knocking = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(SOON * 2)).unwrap();
+        knocking.push(s);
+    }
+    let start = Instant::now();
+    let mut answers = std::collections::BTreeMap::new();
+    for mut s in knocking {
+        let mut text = String::new();
+        let got = match s.read_to_string(&mut text) {
+            Ok(_) => text.get(..12).unwrap_or("closed unanswered").to_string(),
+            Err(e) => format!("{:?}", e.kind()),
+        };
+        *answers.entry(got).or_insert(0) += 1;
+    }
+    let took = start.elapsed();
+    // One refusal per 20 ms pause would take 6 s; a reset would lose the 503.
+    assert_eq!(answers.get("HTTP/1.1 503"), Some(&300), "{answers:?}");
+    assert!(took < Duration::from_secs(3), "300 refusals took {took:?}");
+    // Monitoring still answers at EMFILE.
+    let m = common::get(server.addr, "/metrics");
+    assert_eq!(m.status, 200, "{}", m.head);
+    assert!(m.body.contains("accept_errors_total{reason=\"emfile\"}"));
+    drop(streams);
+}
+
+#[test]
+fn metrics_answer_at_max_conns_and_streams_are_refused() {
+    let server = Server::start(&["--max-conns", "2"]);
+    let _streams: Vec<TcpStream> = (0..2).map(|_| open_stream(server.addr, "fixed")).collect();
+    for _ in 0..5 {
+        // A one-shot scrape, and one on a connection whose head comes late.
+        assert_eq!(common::get(server.addr, "/metrics").status, 200);
+        let mut late = server.connect();
+        std::thread::sleep(Duration::from_millis(20)); // the head arrives after the accept
+        late.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut late, false).status, 200);
+    }
+    let r = common::get(server.addr, "/stream/fixed");
+    assert_eq!(r.status, 503);
+}

@@ -51,6 +51,11 @@ impl Worker {
     pub(super) fn close(&mut self, key: usize) {
         let Some(conn) = self.conns.try_remove(key) else { return };
         self.metrics.connections.fetch_sub(1, Relaxed);
+        if conn.reserved {
+            drop(conn); // its fd first, so that the monitoring spare can have it
+            self.release_reserved();
+            return;
+        }
         if let Some(stream) = &conn.stream {
             self.metrics.stream_closed(stream.route, stream.route == Route::Leaky);
         }

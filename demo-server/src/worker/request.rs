@@ -181,6 +181,12 @@ impl Worker {
                 keep_alive = false;
                 out.extend_from_slice(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
             }
+            route if route.is_stream() && self.conns[key].reserved => {
+                // A connection past the limits, kept for monitoring: no streams.
+                status = Status::Unavailable;
+                keep_alive = false;
+                http::error_response(&mut out, status, false, req.head_only);
+            }
             Route::Leaky if !self.cfg.leaky_route => {
                 status = Status::NotFound;
                 let body = b"404: /stream/leaky is turned off on this server (--no-leaky).\n";
