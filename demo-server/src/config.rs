@@ -44,7 +44,8 @@ pub struct Config {
     pub max_orphans: u64,
     /// Whether `/stream/leaky` is served at all (off: 404, saying so).
     pub leaky_route: bool,
-    /// How long a shutdown waits for idle keep-alive connections.
+    /// The longest a shutdown lasts: it keeps answering (stream requests get
+    /// 204) while clients of the ended streams come back, then closes.
     pub shutdown_grace: Duration,
 }
 
@@ -61,7 +62,7 @@ impl Default for Config {
             max_buffered: 64 * 1024,
             max_orphans: DEFAULT_MAX_ORPHANS,
             leaky_route: true,
-            shutdown_grace: Duration::from_secs(1),
+            shutdown_grace: Duration::from_millis(1500),
         }
     }
 }

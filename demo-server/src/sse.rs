@@ -56,8 +56,15 @@ pub fn heartbeat(buf: &mut [u8; 160], route: Route, seq: u64, expirations: u64) 
     cursor.position() as usize
 }
 
-/// The last event of a stream ended by a server shutdown.
-pub const SHUTDOWN: &[u8] = b"event: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n";
+/// The reconnection delay a shutdown asks for, in milliseconds: short, so
+/// that EventSource clients come back while the server still answers, get
+/// 204 No Content, and stop reconnecting for good.
+pub const SHUTDOWN_RETRY_MS: u32 = 250;
+
+/// The last event of a stream ended by a server shutdown; its `retry:` is
+/// [`SHUTDOWN_RETRY_MS`].
+pub const SHUTDOWN: &[u8] =
+    b"retry: 250\nevent: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n";
 
 /// A JSON payload as one `data:` event (the payload must have no newline).
 pub fn data_event(out: &mut Vec<u8>, json: &str) {
@@ -80,6 +87,12 @@ mod tests {
         );
         let n = heartbeat(&mut buf, Route::Leaky, u64::MAX, u64::MAX);
         assert!(buf[..n].ends_with(b"}\n\n"), "the largest values still fit");
+    }
+
+    #[test]
+    fn the_shutdown_event_asks_for_a_quick_reconnect() {
+        let text = std::str::from_utf8(SHUTDOWN).unwrap();
+        assert!(text.starts_with(&format!("retry: {SHUTDOWN_RETRY_MS}\nevent: shutdown\n")));
     }
 
     #[test]

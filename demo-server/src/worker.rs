@@ -30,6 +30,7 @@ use slab::Slab;
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::metrics::Metrics;
+use crate::sse;
 
 mod accept;
 mod deadline;
@@ -54,6 +55,10 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(20);
 /// How long a closing connection may take to read the output still queued
 /// for it before it is closed anyway.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a shutdown keeps answering after it ended the streams, for
+/// their clients to come back (after `sse::SHUTDOWN_RETRY_MS`) and be told
+/// 204: four retry periods.
+const RECONNECT_WINDOW: Duration = Duration::from_millis(4 * sse::SHUTDOWN_RETRY_MS as u64);
 /// How often `/stream/stats` subscribers get a snapshot.
 const STATS_PERIOD: Duration = Duration::from_millis(500);
 
@@ -131,22 +136,32 @@ pub(crate) fn run(
             with_worker(&me, |w| w.broadcast_stats(ctx.reactor()))
         })?);
     }
-    let mut drain_until: Option<Instant> = None;
+    // During a shutdown: (no earlier than, at the latest).
+    let mut drain: Option<(Instant, Instant)> = None;
     loop {
-        let timeout = drain_until.map(|t| t.saturating_duration_since(Instant::now()));
+        let timeout = drain.map(|(quiet, until)| {
+            let now = Instant::now();
+            (if now < quiet { quiet } else { until }).saturating_duration_since(now)
+        });
         reactor.turn(timeout)?;
         metrics.publish(index, reactor.stats());
-        if shutdown.load(Relaxed) && drain_until.is_none() {
-            worker.borrow_mut().begin_drain(reactor);
-            drain_until = Some(Instant::now() + cfg.shutdown_grace);
+        if shutdown.load(Relaxed) && drain.is_none() {
+            let streams_ended = worker.borrow_mut().begin_drain(reactor);
+            let now = Instant::now();
+            // Ended streams reconnect after SHUTDOWN_RETRY_MS: stay to tell
+            // them 204, or EventSource would retry a refused port forever.
+            let quiet = if streams_ended { now + RECONNECT_WINDOW } else { now };
+            drain = Some((quiet, now + cfg.shutdown_grace.max(RECONNECT_WINDOW)));
         }
-        if let Some(until) = drain_until {
-            if worker.borrow().conns.is_empty() || Instant::now() >= until {
+        if let Some((quiet, until)) = drain {
+            let now = Instant::now();
+            if (worker.borrow().conns.is_empty() && now >= quiet) || now >= until {
                 break;
             }
         }
     }
     let mut w = worker.borrow_mut();
+    w.stop_listening();
     let keys: Vec<usize> = w.conns.iter().map(|(k, _)| k).collect();
     for key in keys {
         w.close(key);

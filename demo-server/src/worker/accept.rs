@@ -112,9 +112,8 @@ impl Worker {
                     if w.spare.is_none() {
                         w.spare = open_spare();
                     }
-                    if !w.draining {
-                        let _ = w.listen(ctx.reactor());
-                    }
+                    // (After a shutdown's end the listener is gone: a no-op.)
+                    let _ = w.listen(ctx.reactor());
                 })
             });
         match resume {

@@ -62,22 +62,32 @@ impl Worker {
         drop(conn);
     }
 
-    /// Shutdown: stop accepting, end every stream with a last event, and let
-    /// idle keep-alive connections ask once more (stream requests get 204).
-    pub(super) fn begin_drain(&mut self, reactor: &Reactor) {
+    /// Shutdown: end every stream with a last event that asks the client to
+    /// reconnect soon (`retry:` [`sse::SHUTDOWN_RETRY_MS`]), and keep
+    /// accepting: a stream request now gets 204, which tells EventSource to
+    /// stop reconnecting for good. Idle keep-alive connections may ask once
+    /// more. Returns whether any stream was ended (then clients will be back).
+    pub(super) fn begin_drain(&mut self, reactor: &Reactor) -> bool {
         self.draining = true;
-        self.listener_io = None;
-        self.listener = None;
-        self.accept_paused = None;
         let max = self.cfg.max_buffered;
+        let mut streams = false;
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let conn = &mut self.conns[key];
             if conn.stream.is_some() {
+                streams = true;
                 let _ = conn.send(sse::SHUTDOWN, max);
                 conn.closing = true;
             }
             self.settle(reactor, key);
         }
+        streams
+    }
+
+    /// The end of a shutdown: nobody is let in any more.
+    pub(super) fn stop_listening(&mut self) {
+        self.listener_io = None;
+        self.listener = None;
+        self.accept_paused = None;
     }
 }
