@@ -99,7 +99,7 @@ pub enum Status {
     /// 200 OK.
     Ok,
     /// 204 No Content: what a stream route answers during shutdown, so
-    /// EventSource stops reconnecting.
+    /// EventSource stops reconnecting; also the answer to `OPTIONS`.
     NoContent,
     /// 400 Bad Request.
     BadRequest,

@@ -5,6 +5,13 @@
 //! mask and the signals can only arrive at the main thread's signalfd. On a
 //! signal it sets the shutdown flag and wakes every worker with its waker.
 //!
+//! Shutdown as clients see it: each worker ends its streams with an
+//! `event: shutdown` carrying `retry: 250`, and keeps accepting while the
+//! clients come back; their stream requests get 204 No Content, which makes
+//! EventSource stop reconnecting for good. A worker that ended streams stays
+//! for a reconnect window (1 s; `Config::shutdown_grace` at most), then
+//! closes the listener and its remaining connections.
+//!
 //! A worker that ends unasked (a panic, a reactor error) must not leave a
 //! zombie server that holds the port and answers nobody: each worker thread
 //! carries a guard that wakes the main thread when the thread ends, by
