@@ -6,6 +6,7 @@
 //! load pipeline   ADDR CONNS  REQUESTS   CONNS clients pipeline REQUESTS × GET / and never read
 //! load slow       ADDR STREAMS           STREAMS streams that never read (tiny receive buffer)
 //! load backlog    ADDR CLIENTS           CLIENTS connect at once; time until each has an answer
+//! load scrapes    ADDR N                 N pipelined GET /metrics on one connection; time to answer all
 //! load rss        PID                    the server's RSS (VmRSS, VmHWM)
 //! ```
 //!
@@ -27,6 +28,7 @@ fn main() {
         "pipeline" => pipeline(addr(&arg(1)), num(2), num(3)),
         "slow" => slow(addr(&arg(1)), num(2)),
         "backlog" => backlog(addr(&arg(1)), num(2)),
+        "scrapes" => scrapes(addr(&arg(1)), num(2)),
         "rss" => println!("{}", rss(num(1) as u32)),
         _ => eprintln!("usage: see the doc comment of demo-server/examples/load.rs"),
     }
@@ -172,6 +174,21 @@ fn backlog(addr: SocketAddr, n: usize) {
     }
     println!(
         "{n} clients answered in {:.2} s: {refused} × 503, {ok} × 200, {reset} reset or closed unanswered, {other} other",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// `n` pipelined scrapes on one connection: how long until all are answered.
+fn scrapes(addr: SocketAddr, n: usize) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let start = Instant::now();
+    s.write_all(&b"GET /metrics HTTP/1.1\r\nHost: load\r\n\r\n".repeat(n)).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: load\r\nConnection: close\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let answered = all.windows(12).filter(|w| w == b"HTTP/1.1 200").count();
+    println!(
+        "{n} pipelined scrapes (+1 closing request): {answered} answers in {:.3} s",
         start.elapsed().as_secs_f64()
     );
 }
