@@ -102,6 +102,84 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A setting refused before any work starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingError {
+    /// `--interval` below [`MIN_INTERVAL`].
+    IntervalTooShort(Duration),
+    /// A zero `--header-timeout` or `--idle-timeout`.
+    ZeroTimeout,
+    /// `--max-conns 0`.
+    NoConnections,
+    /// `--max-buffered` outside 1 KiB ..= 1 GiB.
+    MaxBuffered(usize),
+    /// `--workers` outside 1 ..= 256.
+    Workers(usize),
+    /// `leak-demo`: `--fd-limit` below 32, or `--streams 0`.
+    LeakDemoTooSmall,
+    /// `leak-demo`: `--fd-limit` above the hard `RLIMIT_NOFILE`.
+    FdLimitAboveHard {
+        /// What was asked for.
+        asked: u64,
+        /// This process's hard limit.
+        hard: u64,
+    },
+    /// `leak-demo`: the `--svg` file cannot be written.
+    Svg(std::path::PathBuf, String),
+}
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SettingError::IntervalTooShort(d) => {
+                write!(f, "--interval must be at least {MIN_INTERVAL:?} (it was {d:?})")
+            }
+            SettingError::ZeroTimeout => {
+                write!(f, "--header-timeout and --idle-timeout must be above zero")
+            }
+            SettingError::NoConnections => write!(f, "--max-conns must be at least 1"),
+            SettingError::MaxBuffered(n) => {
+                write!(f, "--max-buffered must be between 1k and 1g (it was {n})")
+            }
+            SettingError::Workers(n) => {
+                write!(f, "--workers must be between 1 and 256 (it was {n})")
+            }
+            SettingError::LeakDemoTooSmall => {
+                write!(f, "--fd-limit must be at least 32 and --streams at least 1")
+            }
+            SettingError::FdLimitAboveHard { asked, hard } => write!(
+                f,
+                "--fd-limit {asked} is above this process's hard RLIMIT_NOFILE ({hard}); the server child could not get it"
+            ),
+            SettingError::Svg(path, e) => write!(f, "--svg {}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for SettingError {}
+
+impl Config {
+    /// Check every setting; `serve` runs this before it binds anything.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        if self.interval < MIN_INTERVAL {
+            return Err(SettingError::IntervalTooShort(self.interval));
+        }
+        if self.header_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return Err(SettingError::ZeroTimeout);
+        }
+        if self.max_conns == 0 {
+            return Err(SettingError::NoConnections);
+        }
+        if !(1 << 10..=1 << 30).contains(&self.max_buffered) {
+            return Err(SettingError::MaxBuffered(self.max_buffered));
+        }
+        if !(1..=256).contains(&self.workers) {
+            return Err(SettingError::Workers(self.workers));
+        }
+        Ok(())
+    }
+}
+
 /// The default `--max-orphans`: enough to watch the leak grow for a while,
 /// few enough that nobody can exhaust the server through `/stream/leaky`.
 pub const DEFAULT_MAX_ORPHANS: u64 = 1000;

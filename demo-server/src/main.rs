@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use demo_server::config::{Config, MIN_INTERVAL, parse_addr, parse_bytes, parse_duration};
+use demo_server::config::{
+    Config, MIN_INTERVAL, SettingError, parse_addr, parse_bytes, parse_duration,
+};
 use reactor::TimerMode;
 
 #[derive(Parser)]
@@ -50,19 +52,16 @@ struct LeakDemoArgs {
 
 impl LeakDemoArgs {
     /// Everything that can be checked before any work starts.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), SettingError> {
         if self.fd_limit < 32 || self.streams == 0 {
-            return Err("--fd-limit must be at least 32 and --streams at least 1".into());
+            return Err(SettingError::LeakDemoTooSmall);
         }
         let hard = demo_server::procfs::nofile().1;
         if self.fd_limit > hard {
-            return Err(format!(
-                "--fd-limit {} is above this process's hard RLIMIT_NOFILE ({hard}); the server child could not get it",
-                self.fd_limit
-            ));
+            return Err(SettingError::FdLimitAboveHard { asked: self.fd_limit, hard });
         }
         if self.interval < MIN_INTERVAL {
-            return Err(format!("--interval must be at least {MIN_INTERVAL:?}"));
+            return Err(SettingError::IntervalTooShort(self.interval));
         }
         if let Some(path) = &self.svg {
             // Found now, not after the whole run: the file must be writable.
@@ -71,7 +70,7 @@ impl LeakDemoArgs {
                 .create(true)
                 .truncate(false)
                 .open(path)
-                .map_err(|e| format!("--svg {}: {e}", path.display()))?;
+                .map_err(|e| SettingError::Svg(path.clone(), e.to_string()))?;
         }
         Ok(())
     }
@@ -152,7 +151,7 @@ struct ServeArgs {
     /// Heartbeat timer mode.
     #[arg(long, value_enum, default_value = "dedicated")]
     timer_mode: Mode,
-    /// Most connections at once; more get 503 [default: (fd limit - 64) / 2].
+    /// Most connections at once; more get 503 [default: half the fd limit, less a reserve].
     #[arg(long)]
     max_conns: Option<usize>,
     /// Reactor threads, sharing one listening socket.
@@ -177,34 +176,16 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn config(self) -> Result<Config, String> {
-        if self.interval < MIN_INTERVAL {
-            return Err(format!(
-                "--interval must be at least {MIN_INTERVAL:?} (it was {:?})",
-                self.interval
-            ));
-        }
-        if self.header_timeout.is_zero() || self.idle_timeout.is_zero() {
-            return Err("--header-timeout and --idle-timeout must be above zero".into());
-        }
-        if self.max_conns == Some(0) {
-            return Err("--max-conns must be at least 1".into());
-        }
-        if !(1024..=1 << 30).contains(&self.max_buffered) {
-            return Err("--max-buffered must be between 1k and 1g".into());
-        }
-        if self.workers == 0 || self.workers > 256 {
-            return Err("--workers must be between 1 and 256".into());
-        }
+    fn config(self) -> Result<Config, SettingError> {
         let defaults = Config::default();
-        Ok(Config {
+        let cfg = Config {
             addr: self.addr,
             interval: self.interval,
             timer_mode: match self.timer_mode {
                 Mode::Dedicated => TimerMode::Dedicated,
                 Mode::Shared => TimerMode::Shared,
             },
-            max_conns: self.max_conns.unwrap_or(defaults.max_conns).max(1),
+            max_conns: self.max_conns.unwrap_or(defaults.max_conns),
             workers: self.workers,
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
@@ -212,7 +193,9 @@ impl ServeArgs {
             max_orphans: self.max_orphans,
             leaky_route: !self.no_leaky,
             ..defaults
-        })
+        };
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 

@@ -43,6 +43,8 @@ use crate::procfs::nofile;
 /// Why `serve` could not start or keep running.
 #[derive(Debug)]
 pub enum ServeError {
+    /// A setting is out of range (see [`Config::validate`]).
+    Setting(crate::config::SettingError),
     /// Creating, binding or listening on a socket failed.
     Listen(SocketAddr, rustix::io::Errno),
     /// The reactor failed.
@@ -59,6 +61,7 @@ impl std::fmt::Display for ServeError {
                 "cannot listen on {addr}: address in use (another demo-server? try --addr 127.0.0.1:0 for any free port)"
             ),
             ServeError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ServeError::Setting(e) => write!(f, "{e}"),
             ServeError::Reactor(e) => write!(f, "reactor: {e}"),
             ServeError::Worker(e) => write!(f, "worker: {e}"),
         }
@@ -103,6 +106,7 @@ fn listener(addr: SocketAddr) -> Result<OwnedFd, ServeError> {
 
 /// Run the server until SIGINT or SIGTERM, then shut down cleanly.
 pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
+    cfg.validate().map_err(ServeError::Setting)?;
     let fd_limit = raise_fd_limit();
     crate::procfs::init();
     cfg.workers = cfg.workers.max(1);
