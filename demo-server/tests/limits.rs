@@ -165,13 +165,13 @@ fn sigterm_ends_streams_cleanly_answers_204_and_exits_0_within_2s() {
 }
 
 #[test]
-fn several_workers_share_the_port_and_the_metrics() {
+fn several_workers_share_one_listener_and_the_metrics() {
     let server = Server::start(&["--workers", "3", "--interval", "50ms"]);
     let streams: Vec<TcpStream> = (0..12).map(|_| open_stream(server.addr, "fixed")).collect();
     assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 12.0));
     let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid)).unwrap().count();
     assert!(threads >= 4, "main + 3 workers, saw {threads}");
-    assert!(server.settled_fds(15) > 0, "3 listeners + 12 streams");
+    assert!(server.settled_fds(15) > 0, "3 dups of the one listener + 12 streams");
     assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), 12.0);
     drop(streams);
     assert_eq!(server.settled_fds(3), server.fds());
