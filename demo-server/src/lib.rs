@@ -8,7 +8,7 @@
 //! | [`http`] | request heads: parsing, statuses, responses |
 //! | [`sse`] | the event-stream wire format |
 //! | `conn` | one connection: buffers, timers, stream state |
-//! | `worker` | one reactor thread: its run loop, and one file each for accepting, deadlines, requests, streams and closing |
+//! | `worker` | one reactor thread: its run loop, and one file each for accepting, refusing, deadlines, requests, streams and closing |
 //! | [`server`] | listeners, worker threads, signals, shutdown |
 //! | [`metrics`] | counters, `/metrics` text and `/stream/stats` JSON |
 //! | [`procfs`] | what `/proc/self` says about our fds |
