@@ -10,7 +10,7 @@
 //! load rss        PID                    the server's RSS (VmRSS, VmHWM)
 //! ```
 //!
-//! `scripts/issue10-bench.sh` runs them against a server, with `wrk`.
+//! `scripts/issue10-bench.sh MODE [SERVER_BINARY]` runs them against a fresh server.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
