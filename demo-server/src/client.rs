@@ -19,7 +19,7 @@ pub enum Opened {
     Closed,
 }
 
-/// Open `GET /stream/{route}` and read through its `open` event.
+/// Open `GET /stream/{route}` and read through its `hello` event.
 pub fn open_stream(addr: SocketAddr, route: &str) -> Opened {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, TIMEOUT) else { return Opened::Closed };
     let _ = s.set_read_timeout(Some(TIMEOUT));
@@ -29,7 +29,8 @@ pub fn open_stream(addr: SocketAddr, route: &str) -> Opened {
     }
     let mut seen = Vec::with_capacity(512);
     let mut byte = [0u8; 1];
-    while !seen.ends_with(b"event: open\n") {
+    let hello = format!("event: {}\n", crate::sse::HELLO);
+    while !seen.ends_with(hello.as_bytes()) {
         match s.read(&mut byte) {
             Ok(1) => seen.push(byte[0]),
             _ => break,
@@ -40,7 +41,7 @@ pub fn open_stream(addr: SocketAddr, route: &str) -> Opened {
             return Opened::Refused(code);
         }
     }
-    if seen.ends_with(b"event: open\n") { Opened::Stream(s) } else { Opened::Closed }
+    if seen.ends_with(hello.as_bytes()) { Opened::Stream(s) } else { Opened::Closed }
 }
 
 /// A kept-alive connection for asking `/metrics` again and again.

@@ -24,7 +24,8 @@ pub enum Route {
 }
 
 impl Route {
-    fn from_path(path: &str) -> Option<Route> {
+    /// The route of a path (a query or fragment is ignored).
+    pub fn from_path(path: &str) -> Option<Route> {
         let path = path.split(['?', '#']).next().unwrap_or(path);
         Some(match path {
             "/" | "/index.html" => Route::Dashboard,
@@ -62,7 +63,11 @@ pub struct Request {
     pub head_only: bool,
     /// Whether the connection may stay open after the response.
     pub keep_alive: bool,
-    /// A well-formed `Last-Event-ID` (a decimal `u64`); malformed ones are ignored.
+    /// `OPTIONS`: answered with [`preflight`].
+    pub preflight: bool,
+    /// A well-formed `Last-Event-ID` (a decimal up to
+    /// [`MAX_EVENT_ID`](crate::sse::MAX_EVENT_ID)); one that is not a
+    /// decimal is ignored, a larger one is refused with 400.
     pub last_event_id: Option<u64>,
 }
 
@@ -94,13 +99,13 @@ pub enum Status {
     /// 200 OK.
     Ok,
     /// 204 No Content: what a stream route answers during shutdown, so
-    /// EventSource stops reconnecting.
+    /// EventSource stops reconnecting; also the answer to `OPTIONS`.
     NoContent,
     /// 400 Bad Request.
     BadRequest,
     /// 404 Not Found.
     NotFound,
-    /// 405 Method Not Allowed, with `Allow: GET, HEAD`.
+    /// 405 Method Not Allowed, with `Allow: GET, HEAD, OPTIONS`.
     MethodNotAllowed,
     /// 408 Request Timeout: the head did not arrive in time.
     RequestTimeout,
@@ -166,6 +171,53 @@ fn reject(status: Status, close: bool, head_only: bool, consumed: usize) -> Pars
     Parsed::Reject { status, close, head_only, consumed }
 }
 
+/// The target's path: origin-form (`/metrics`) as it is, absolute-form
+/// (`http://host:8080/metrics`, RFC 9112 section 3.2.2) without its scheme
+/// and authority. `None` for anything else.
+fn target_path(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return Some(target);
+    }
+    let (scheme, rest) = target.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let path_at = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(path_at);
+    if authority.is_empty() {
+        return None;
+    }
+    Some(if path.is_empty() { "/" } else { path })
+}
+
+/// A `Host` value as RFC 9110 allows it: `uri-host [ ":" port ]`, where the
+/// host is a bracketed IP literal or a reg-name / IPv4 address. Empty is
+/// allowed (a target with no authority).
+fn valid_host(value: &str) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((literal, after)) = rest.split_once(']') else { return false };
+        let ok = !literal.is_empty()
+            && literal.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if !ok {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => ("x", port),
+                None => return false,
+            },
+        }
+    } else {
+        match value.rsplit_once(':') {
+            Some((host, port)) => (host, port),
+            None => (value, ""),
+        }
+    };
+    let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b);
+    host.bytes().all(reg_name) && port.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Parse the first request head in `buf`.
 pub fn parse(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -184,22 +236,31 @@ pub fn parse(buf: &[u8]) -> Parsed {
         }
         Err(_) => return reject(Status::BadRequest, true, false, 0),
     };
-    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return reject(Status::BadRequest, true, false, 0);
     };
     let head_only = method == "HEAD";
     let http10 = version == 0;
 
-    let mut host = false;
+    let mut hosts = 0;
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     let mut content_length: Option<u64> = None;
     let mut chunked_or_te = false;
     let mut last_event_id = None;
     for h in req.headers.iter() {
-        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+        let Ok(value) = std::str::from_utf8(h.value).map(str::trim) else {
+            if h.name.eq_ignore_ascii_case("host") || h.name.eq_ignore_ascii_case("content-length")
+            {
+                return reject(Status::BadRequest, true, head_only, 0);
+            }
+            continue;
+        };
         if h.name.eq_ignore_ascii_case("host") {
-            host = true;
+            hosts += 1;
+            if hosts > 1 || !valid_host(value) {
+                return reject(Status::BadRequest, true, head_only, 0);
+            }
         } else if h.name.eq_ignore_ascii_case("connection") {
             for token in value.split(',') {
                 let token = token.trim();
@@ -207,7 +268,9 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 connection_keep_alive |= token.eq_ignore_ascii_case("keep-alive");
             }
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            let Ok(n) = value.parse::<u64>() else {
+            // 1*DIGIT (RFC 9110 section 8.6): no sign, no space, no list.
+            let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+            let Some(n) = value.parse::<u64>().ok().filter(|_| digits) else {
                 return reject(Status::BadRequest, true, head_only, 0);
             };
             if content_length.is_some_and(|m| m != n) {
@@ -217,26 +280,51 @@ pub fn parse(buf: &[u8]) -> Parsed {
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked_or_te = true;
         } else if h.name.eq_ignore_ascii_case("last-event-id") {
-            last_event_id = value.parse::<u64>().ok();
+            // Our ids are decimals; anything else is not one of them and
+            // is ignored. A decimal past the largest id we send is refused:
+            // resuming from it could only send smaller ids.
+            if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+                match value.parse::<u64>() {
+                    Ok(n) if n <= crate::sse::MAX_EVENT_ID => last_event_id = Some(n),
+                    _ => return reject(Status::BadRequest, true, head_only, 0),
+                }
+            }
         }
     }
-    if !http10 && !host {
+    if !http10 && hosts == 0 {
         return reject(Status::BadRequest, true, head_only, 0);
     }
     if chunked_or_te && content_length.is_some() {
         return reject(Status::BadRequest, true, head_only, 0);
     }
-    if chunked_or_te || content_length.is_some_and(|n| n > 0) {
+    let has_body = chunked_or_te || content_length.is_some_and(|n| n > 0);
+    let keep_alive = if http10 { connection_keep_alive } else { !connection_close };
+    // A body we do not read leaves the connection undelimited: close after.
+    let close = !keep_alive || has_body;
+    let preflight = method == "OPTIONS";
+    let route = if preflight && target == "*" {
+        Route::Dashboard // OPTIONS *: the server's own options, as for any route
+    } else {
+        let Some(route) = target_path(target).and_then(Route::from_path) else {
+            return reject(Status::NotFound, close, head_only, consumed);
+        };
+        route
+    };
+    if method != "GET" && method != "HEAD" && !preflight {
+        return reject(Status::MethodNotAllowed, close, head_only, consumed);
+    }
+    if has_body {
         return reject(Status::ContentTooLarge, true, head_only, 0);
     }
-    let keep_alive = if http10 { connection_keep_alive } else { !connection_close };
-    let Some(route) = Route::from_path(path) else {
-        return reject(Status::NotFound, !keep_alive, head_only, consumed);
-    };
-    if method != "GET" && method != "HEAD" {
-        return reject(Status::MethodNotAllowed, !keep_alive, head_only, consumed);
-    }
-    Parsed::Request(Request { route, head_only, keep_alive, last_event_id }, consumed)
+    Parsed::Request(Request { route, head_only, keep_alive, last_event_id, preflight }, consumed)
+}
+
+/// The answer to `OPTIONS`, a CORS preflight included: fetch-based SSE
+/// clients send `Last-Event-ID` (not a CORS-safelisted header) to resume,
+/// so a cross-origin resume needs the preflight to allow it.
+pub fn preflight(out: &mut Vec<u8>, keep_alive: bool) {
+    out.extend_from_slice(b"HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, OPTIONS\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD\r\nAccess-Control-Allow-Headers: Last-Event-ID, Cache-Control, Accept\r\nAccess-Control-Max-Age: 86400\r\nConnection: ");
+    out.extend_from_slice(if keep_alive { b"keep-alive\r\n\r\n" } else { b"close\r\n\r\n" });
 }
 
 /// A complete response with a body (`Content-Length` set); `head_only`
@@ -259,7 +347,7 @@ pub fn response(
         if keep_alive { "keep-alive" } else { "close" }
     );
     match status {
-        Status::MethodNotAllowed => head.push_str("Allow: GET, HEAD\r\n"),
+        Status::MethodNotAllowed => head.push_str("Allow: GET, HEAD, OPTIONS\r\n"),
         Status::Unavailable => head.push_str("Retry-After: 1\r\n"),
         _ => {}
     }
@@ -331,6 +419,64 @@ mod tests {
     }
 
     #[test]
+    fn rfc_9112_targets_hosts_lengths_and_methods() {
+        let route = |b: &[u8]| match parse(b) {
+            Parsed::Request(r, _) => Some(r.route),
+            _ => None,
+        };
+        // Absolute-form targets.
+        assert_eq!(
+            route(b"GET http://x:8080/metrics HTTP/1.1\r\nHost: x:8080\r\n\r\n"),
+            Some(Route::Metrics)
+        );
+        assert_eq!(route(b"GET HTTP://x HTTP/1.1\r\nHost: x\r\n\r\n"), Some(Route::Dashboard));
+        assert_eq!(
+            route(b"GET http://x/stream/fixed?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(Route::Fixed)
+        );
+        assert_eq!(status(b"GET ftp://x/metrics HTTP/1.1\r\nHost: x\r\n\r\n"), 404);
+        // Host: missing, duplicate, invalid; valid forms.
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 400, "duplicate");
+        assert_eq!(status(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), 400, "duplicate, 1.0");
+        for bad in ["a b", "a/b", "a@b", "a:80x", "[::1", "[zz]", "a:b:c"] {
+            let head = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(status(head.as_bytes()), 400, "Host: {bad}");
+        }
+        for good in
+            ["", "a", "a.b-c_d", "127.0.0.1:8080", "[::1]", "[::1]:80", "xn--bcher-kva.example"]
+        {
+            let head = format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n");
+            assert_eq!(status(head.as_bytes()), 200, "Host: {good}");
+        }
+        // Content-Length is 1*DIGIT.
+        for bad in ["+0", "-0", "0x0", "1,1", "", "1 1"] {
+            let head = format!("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: {bad}\r\n\r\n");
+            assert_eq!(status(head.as_bytes()), 400, "Content-Length: {bad}");
+        }
+        // A wrong method on a known route is 405, body or not; unknown is 404.
+        assert_eq!(
+            status(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"),
+            405
+        );
+        assert_eq!(
+            status(b"PUT /stream/fixed HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            405
+        );
+        assert_eq!(status(b"DELETE http://x/metrics HTTP/1.1\r\nHost: x\r\n\r\n"), 405);
+        assert_eq!(status(b"POST /nope HTTP/1.1\r\nHost: x\r\n\r\n"), 404);
+        // OPTIONS is a preflight.
+        let Parsed::Request(r, _) = parse(b"OPTIONS /stream/fixed HTTP/1.1\r\nHost: x\r\nAccess-Control-Request-Headers: last-event-id\r\n\r\n") else { panic!() };
+        assert!(r.preflight && r.route == Route::Fixed);
+        let mut out = Vec::new();
+        preflight(&mut out, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 204")
+                && text.contains("Access-Control-Allow-Headers: Last-Event-ID")
+        );
+    }
+
+    #[test]
     fn keep_alive_follows_version_and_connection_header() {
         let ka = |b: &[u8]| match parse(b) {
             Parsed::Request(r, _) => r.keep_alive,
@@ -354,6 +500,17 @@ mod tests {
         );
         assert_eq!(id(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: x1\r\n\r\n"), None);
         assert_eq!(id(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: -3\r\n\r\n"), None);
+        assert_eq!(id(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: +3\r\n\r\n"), None);
+        let max = crate::sse::MAX_EVENT_ID;
+        let at_max =
+            format!("GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {max}\r\n\r\n");
+        assert_eq!(id(at_max.as_bytes()), Some(max));
+        for huge in [max + 1, u64::MAX] {
+            let head =
+                format!("GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {huge}\r\n\r\n");
+            assert_eq!(status(head.as_bytes()), 400, "{huge}");
+        }
+        assert_eq!(status(b"GET /stream/fixed HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 99999999999999999999999\r\n\r\n"), 400);
     }
 
     #[test]

@@ -100,6 +100,8 @@ fn spawn_server(o: &Options) -> Result<ServerChild, String> {
     let mut cmd = Command::new(exe);
     cmd.args(["serve", "--addr", "127.0.0.1:0", "--timer-mode", "dedicated", "--interval"])
         .arg(format!("{}ms", o.interval.as_millis().max(1)))
+        // The demo leaks until the fd limit bites: no orphan cap before it.
+        .args(["--max-orphans", &o.fd_limit.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     // SAFETY: only setrlimit runs between fork and exec; it is async-signal-safe.
@@ -147,7 +149,7 @@ fn progress(out: &mut impl Write, phase: &str, done: usize, total: usize) {
     }
     let width = 30;
     let filled = (done * width / total.max(1)).min(width);
-    eprint!(
+    crate::errprint!(
         "\r  {phase:<6} [{}{}] {done}/{total}   ",
         "#".repeat(filled),
         "-".repeat(width - filled)
@@ -214,7 +216,7 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
         }
     }
     if std::io::stderr().is_terminal() {
-        eprintln!();
+        crate::errln!();
     }
 
     // At the limit: more clients knock; the server must answer, not spin.

@@ -4,13 +4,15 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`config`] | settings, and the `100ms`/`1s` duration syntax |
+//! | [`console`] | `outln!`, `errln!`: printing that never panics on a closed pipe |
 //! | [`http`] | request heads: parsing, statuses, responses |
 //! | [`sse`] | the event-stream wire format |
 //! | `conn` | one connection: buffers, timers, stream state |
-//! | `worker` | one reactor thread: read, answer, stream, close; `worker/accept.rs` takes connections in and refuses them at the limits |
+//! | `worker` | one reactor thread: its run loop, and one file each for accepting, refusing, deadlines, requests, streams and closing |
 //! | [`server`] | listeners, worker threads, signals, shutdown |
 //! | [`metrics`] | counters, `/metrics` text and `/stream/stats` JSON |
 //! | [`procfs`] | what `/proc/self` says about our fds |
+//! | [`census`] | the fd census thread: `/proc/self/fd` counted off the reactor threads |
 //! | [`leak_demo`] | `leak-demo`: the reproduction in one command, with a verdict |
 //! | [`client`] | the small blocking HTTP client `leak-demo` uses |
 //! | [`inspect`] | what `/proc/PID` says about any process: fds by kind, timerfds, epoll watches |
@@ -35,9 +37,11 @@
 
 #![cfg(target_os = "linux")]
 
+pub mod census;
 pub mod client;
 pub mod config;
 mod conn;
+pub mod console;
 pub mod http;
 pub mod inspect;
 pub mod leak_demo;

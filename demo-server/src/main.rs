@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use demo_server::config::{Config, parse_duration};
+use demo_server::config::{
+    Config, MIN_INTERVAL, SettingError, parse_addr, parse_bytes, parse_duration,
+};
 use reactor::TimerMode;
 
 #[derive(Parser)]
@@ -48,9 +50,35 @@ struct LeakDemoArgs {
     svg: Option<std::path::PathBuf>,
 }
 
+impl LeakDemoArgs {
+    /// Everything that can be checked before any work starts.
+    fn check(&self) -> Result<(), SettingError> {
+        if self.fd_limit < 32 || self.streams == 0 {
+            return Err(SettingError::LeakDemoTooSmall);
+        }
+        let hard = demo_server::procfs::nofile().1;
+        if self.fd_limit > hard {
+            return Err(SettingError::FdLimitAboveHard { asked: self.fd_limit, hard });
+        }
+        if self.interval < MIN_INTERVAL {
+            return Err(SettingError::IntervalTooShort(self.interval));
+        }
+        if let Some(path) = &self.svg {
+            // Found now, not after the whole run: the file must be writable.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| SettingError::Svg(path.clone(), e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
 fn leak_demo(args: LeakDemoArgs) -> ExitCode {
-    if args.fd_limit < 32 || args.streams == 0 {
-        eprintln!("demo-server leak-demo: --fd-limit must be at least 32 and --streams at least 1");
+    if let Err(e) = args.check() {
+        demo_server::errln!("demo-server leak-demo: {e}");
         return ExitCode::from(2);
     }
     let options = demo_server::leak_demo::Options {
@@ -64,7 +92,7 @@ fn leak_demo(args: LeakDemoArgs) -> ExitCode {
         Ok(v) if v.ok => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("demo-server leak-demo: {e}");
+            demo_server::errln!("demo-server leak-demo: {e}");
             ExitCode::FAILURE
         }
     }
@@ -92,13 +120,13 @@ fn inspect(args: InspectArgs) -> ExitCode {
             &mut std::io::stdout(),
         ),
         None => inspect::snapshot(args.pid).map(|s| {
-            println!("{}", if args.json { s.to_json() } else { s.render() });
+            demo_server::outln!("{}", if args.json { s.to_json() } else { s.render() });
         }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("demo-server inspect: {e}");
+            demo_server::errln!("demo-server inspect: {e}");
             ExitCode::FAILURE
         }
     }
@@ -115,7 +143,7 @@ enum Mode {
 #[derive(Args, Clone)]
 struct ServeArgs {
     /// Address to listen on (port 0: any free port, printed at start).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr)]
     addr: SocketAddr,
     /// Heartbeat period, like 100ms or 1s.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
@@ -123,10 +151,10 @@ struct ServeArgs {
     /// Heartbeat timer mode.
     #[arg(long, value_enum, default_value = "dedicated")]
     timer_mode: Mode,
-    /// Most connections at once; more get 503 [default: (fd limit - 64) / 2].
+    /// Most connections at once; more get 503 [default: half the fd limit, less a reserve].
     #[arg(long)]
     max_conns: Option<usize>,
-    /// Reactor threads, each with its own SO_REUSEPORT listener.
+    /// Reactor threads, sharing one listening socket.
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Time allowed for a request head (slowloris cut-off, answered 408).
@@ -135,34 +163,39 @@ struct ServeArgs {
     /// Time an idle keep-alive connection is kept.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     idle_timeout: Duration,
-    /// Bytes queued for a client that reads too slowly before it is cut off.
-    #[arg(long, default_value_t = 64 * 1024)]
+    /// Most leaky timers (live and orphaned) to hold; then /stream/leaky answers 503.
+    #[arg(long, default_value_t = demo_server::config::DEFAULT_MAX_ORPHANS)]
+    max_orphans: u64,
+    /// Turn /stream/leaky off (it answers 404, saying so): for servers others can reach.
+    #[arg(long)]
+    no_leaky: bool,
+    /// Bytes queued for a client that reads too slowly before it is cut off
+    /// (like 64k or 1m); it bounds each buffer's capacity too.
+    #[arg(long, default_value = "64k", value_parser = parse_bytes)]
     max_buffered: usize,
 }
 
 impl ServeArgs {
-    fn config(self) -> Result<Config, String> {
-        if self.interval.is_zero() {
-            return Err("--interval must be above zero".into());
-        }
-        if self.workers == 0 || self.workers > 256 {
-            return Err("--workers must be between 1 and 256".into());
-        }
+    fn config(self) -> Result<Config, SettingError> {
         let defaults = Config::default();
-        Ok(Config {
+        let cfg = Config {
             addr: self.addr,
             interval: self.interval,
             timer_mode: match self.timer_mode {
                 Mode::Dedicated => TimerMode::Dedicated,
                 Mode::Shared => TimerMode::Shared,
             },
-            max_conns: self.max_conns.unwrap_or(defaults.max_conns).max(1),
+            max_conns: self.max_conns.unwrap_or(defaults.max_conns),
             workers: self.workers,
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             max_buffered: self.max_buffered,
+            max_orphans: self.max_orphans,
+            leaky_route: !self.no_leaky,
             ..defaults
-        })
+        };
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 
@@ -177,14 +210,14 @@ fn main() -> ExitCode {
     let cfg = match args.config() {
         Ok(cfg) => cfg,
         Err(e) => {
-            eprintln!("demo-server: {e}");
+            demo_server::errln!("demo-server: {e}");
             return ExitCode::from(2);
         }
     };
     match demo_server::server::serve(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("demo-server: {e}");
+            demo_server::errln!("demo-server: {e}");
             ExitCode::FAILURE
         }
     }

@@ -2,13 +2,13 @@
 //! 0.0.4) for `/metrics` and as JSON for `/stream/stats`.
 
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use reactor::Stats;
 
+use crate::census::Census;
 use crate::http::{Route, Status};
-use crate::procfs::FdCounts;
 
 /// Stream routes, in the order of the per-route arrays.
 pub const STREAM_ROUTES: [Route; 3] = [Route::Fixed, Route::Leaky, Route::Stats];
@@ -49,6 +49,8 @@ pub struct Metrics {
     pub connections: AtomicU64,
     /// Each worker's reactor stats, published after every turn.
     workers: Vec<Mutex<Stats>>,
+    /// The fd census, refreshed by its own thread.
+    census: Option<Arc<Census>>,
 }
 
 fn route_index(route: Route) -> usize {
@@ -56,9 +58,21 @@ fn route_index(route: Route) -> usize {
 }
 
 impl Metrics {
-    /// Metrics for `workers` workers.
-    pub fn new(workers: usize) -> Metrics {
-        Metrics { workers: (0..workers).map(|_| Mutex::default()).collect(), ..Metrics::default() }
+    /// Metrics for `workers` workers, with fd counts from `census`.
+    pub fn new(workers: usize, census: Arc<Census>) -> Metrics {
+        Metrics {
+            workers: (0..workers).map(|_| Mutex::default()).collect(),
+            census: Some(census),
+            ..Metrics::default()
+        }
+    }
+
+    /// The latest fd census (read on the spot, if no census thread was given).
+    fn census(&self) -> crate::census::Reading {
+        match &self.census {
+            Some(c) => c.latest(),
+            None => Census::now().latest(),
+        }
     }
 
     /// A stream on `route` started.
@@ -121,8 +135,11 @@ impl Metrics {
         total
     }
 
-    /// The Prometheus text exposition, format 0.0.4.
-    pub fn render(&self, fds: FdCounts) -> String {
+    /// The Prometheus text exposition, format 0.0.4. O(1): the fd counts
+    /// come from the census thread's latest reading.
+    pub fn render(&self) -> String {
+        let census = self.census();
+        let fds = census.counts;
         let r = self.reactor_totals();
         let mut out = String::with_capacity(4096);
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
@@ -160,6 +177,12 @@ impl Metrics {
             "gauge",
             "Open file descriptors divided by the soft limit.",
             &one(format!("{:.6}", fds.usage_ratio())),
+        );
+        family(
+            "process_fd_census_age_seconds",
+            "gauge",
+            "Age of the fd census behind process_open_fds and timerfds_open (refreshed off the request path).",
+            &one(format!("{:.3}", census.age().as_secs_f64())),
         );
         family(
             "timerfds_open",
@@ -271,12 +294,14 @@ impl Metrics {
     }
 
     /// One JSON line for `/stream/stats`.
-    pub fn snapshot_json(&self, fds: FdCounts, unix_ms: u128) -> String {
+    pub fn snapshot_json(&self, unix_ms: u128) -> String {
+        let census = self.census();
+        let fds = census.counts;
         let r = self.reactor_totals();
         let (fixed, leaky) = (Route::Fixed, Route::Leaky);
         format!(
             concat!(
-                "{{\"t\":{},\"open_fds\":{},\"max_fds\":{},\"timerfds\":{},",
+                "{{\"t\":{},\"census_age_ms\":{},\"open_fds\":{},\"max_fds\":{},\"timerfds\":{},",
                 "\"streams\":{{\"fixed\":{},\"leaky\":{}}},",
                 "\"timers_by_route\":{{\"fixed\":{},\"leaky\":{}}},",
                 "\"orphans\":{{\"fixed\":{},\"leaky\":{}}},",
@@ -284,6 +309,7 @@ impl Metrics {
                 "\"wakeups\":{},\"expirations\":{},\"heartbeats\":{},\"connections\":{}}}"
             ),
             unix_ms,
+            census.age().as_millis(),
             fds.open,
             fds.max,
             fds.timerfds,

@@ -4,14 +4,33 @@
 //! source) before it spawns any worker, so the workers inherit the blocked
 //! mask and the signals can only arrive at the main thread's signalfd. On a
 //! signal it sets the shutdown flag and wakes every worker with its waker.
+//!
+//! Shutdown as clients see it: each worker ends its streams with an
+//! `event: shutdown` carrying `retry: 250`, and keeps accepting while the
+//! clients come back; their stream requests get 204 No Content, which makes
+//! EventSource stop reconnecting for good. A worker that ended streams stays
+//! for a reconnect window (1 s; `Config::shutdown_grace` at most), then
+//! closes the listener and its remaining connections.
+//!
+//! A worker that ends unasked (a panic, a reactor error) must not leave a
+//! zombie server that holds the port and answers nobody: each worker thread
+//! carries a guard that wakes the main thread when the thread ends, by
+//! return or by unwinding. The main thread then says which worker ended and
+//! why, lets the others drain, and `serve` returns an error, so the process
+//! exits non-zero and a supervisor can restart it. (For the tests, the
+//! environment variable `DEMO_SERVER_TEST_PANIC=1` makes worker 0 panic on
+//! its first connection.)
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use reactor::{Reactor, Signal, TimerMode, Waker};
+use rustix::io::fcntl_dupfd_cloexec;
 use rustix::net::{
     AddressFamily, SocketFlags, SocketType, bind, getsockname, listen, socket_with, sockopt,
 };
@@ -24,6 +43,8 @@ use crate::procfs::nofile;
 /// Why `serve` could not start or keep running.
 #[derive(Debug)]
 pub enum ServeError {
+    /// A setting is out of range (see [`Config::validate`]).
+    Setting(crate::config::SettingError),
     /// Creating, binding or listening on a socket failed.
     Listen(SocketAddr, rustix::io::Errno),
     /// The reactor failed.
@@ -35,7 +56,12 @@ pub enum ServeError {
 impl std::fmt::Display for ServeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            ServeError::Listen(addr, e) if *e == rustix::io::Errno::ADDRINUSE => write!(
+                f,
+                "cannot listen on {addr}: address in use (another demo-server? try --addr 127.0.0.1:0 for any free port)"
+            ),
             ServeError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ServeError::Setting(e) => write!(f, "{e}"),
             ServeError::Reactor(e) => write!(f, "reactor: {e}"),
             ServeError::Worker(e) => write!(f, "worker: {e}"),
         }
@@ -62,8 +88,10 @@ pub fn raise_fd_limit() -> u64 {
     soft
 }
 
-/// A nonblocking listening socket with `SO_REUSEPORT`, so every worker can
-/// have its own and the kernel spreads connections over them.
+/// The one nonblocking listening socket, shared by every worker (each gets a
+/// `dup` to register in its own epoll). No `SO_REUSEPORT`, so a second
+/// instance on the same port fails with `EADDRINUSE` instead of silently
+/// taking half the clients.
 fn listener(addr: SocketAddr) -> Result<OwnedFd, ServeError> {
     let fail = |e| ServeError::Listen(addr, e);
     let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
@@ -71,7 +99,6 @@ fn listener(addr: SocketAddr) -> Result<OwnedFd, ServeError> {
         socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)
             .map_err(fail)?;
     sockopt::set_socket_reuseaddr(&fd, true).map_err(fail)?;
-    sockopt::set_socket_reuseport(&fd, true).map_err(fail)?;
     bind(&fd, &addr).map_err(fail)?;
     listen(&fd, 1024).map_err(fail)?;
     Ok(fd)
@@ -79,6 +106,7 @@ fn listener(addr: SocketAddr) -> Result<OwnedFd, ServeError> {
 
 /// Run the server until SIGINT or SIGTERM, then shut down cleanly.
 pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
+    cfg.validate().map_err(ServeError::Setting)?;
     let fd_limit = raise_fd_limit();
     crate::procfs::init();
     cfg.workers = cfg.workers.max(1);
@@ -91,7 +119,7 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     let (flag, all) = (shutdown.clone(), wakers.clone());
     let _signals = main.add_signals(&[Signal::INT, Signal::TERM], move |ctx, info| {
         let name = if info.signal == Signal::INT { "SIGINT" } else { "SIGTERM" };
-        eprintln!("demo-server: {name} from pid {}: shutting down", info.pid);
+        crate::errln!("demo-server: {name} from pid {}: shutting down", info.pid);
         flag.store(true, Relaxed);
         for w in all.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = w.wake();
@@ -102,22 +130,30 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     let first = listener(cfg.addr)?;
     let local =
         getsockname(&first).ok().and_then(|a| SocketAddr::try_from(a).ok()).unwrap_or(cfg.addr);
-    let mut listeners = vec![first];
+    let mut listeners = Vec::with_capacity(cfg.workers);
     for _ in 1..cfg.workers {
-        listeners.push(listener(local)?);
+        let dup = fcntl_dupfd_cloexec(&first, 0).map_err(|e| ServeError::Listen(local, e))?;
+        listeners.push(dup);
     }
+    listeners.insert(0, first);
     cfg.addr = local;
     banner(&cfg, fd_limit);
 
     let cfg = Arc::new(cfg);
-    let metrics = Arc::new(Metrics::new(cfg.workers));
+    let census = crate::census::Census::start(crate::census::PERIOD)
+        .map_err(|e| ServeError::Worker(e.to_string()))?;
+    let metrics = Arc::new(Metrics::new(cfg.workers, census));
     let (tx, rx) = mpsc::channel::<Result<Waker, reactor::Error>>();
+    let ended = Arc::new(AtomicBool::new(false));
+    let main_waker = main.waker()?;
     let mut threads = Vec::new();
     for (index, fd) in listeners.into_iter().enumerate() {
         let (cfg, metrics, shutdown, tx) =
             (cfg.clone(), metrics.clone(), shutdown.clone(), tx.clone());
+        let guard = EndGuard { ended: ended.clone(), main: main_waker.clone() };
         let spawned =
             std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || {
+                let _guard = guard;
                 let reactor = match Reactor::new().and_then(|r| r.waker().map(|w| (r, w))) {
                     Ok((r, w)) => {
                         let _ = tx.send(Ok(w));
@@ -142,9 +178,13 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     }
     // A signal that arrived before the wakers were registered set the flag;
     // wake everyone once more so nobody sleeps through it.
-    main.run_until(|| shutdown.load(Relaxed))?;
+    main.run_until(|| shutdown.load(Relaxed) || ended.load(Relaxed))?;
+    let unasked = !shutdown.swap(true, Relaxed);
     for w in wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         let _ = w.wake();
+    }
+    if unasked {
+        return Err(worker_ended(threads, cfg.shutdown_grace + Duration::from_secs(1)));
     }
     for t in threads {
         match t.join() {
@@ -152,8 +192,61 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
             Err(_) => return Err(ServeError::Worker("a worker panicked".into())),
         }
     }
-    eprintln!("demo-server: all streams closed, exiting");
+    crate::errln!("demo-server: all streams closed, exiting");
     Ok(())
+}
+
+/// Marks, when dropped (return or unwinding), that a worker thread ended,
+/// and wakes the main thread to look.
+struct EndGuard {
+    ended: Arc<AtomicBool>,
+    main: Waker,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.ended.store(true, Relaxed);
+        let _ = self.main.wake();
+    }
+}
+
+type WorkerThread = JoinHandle<Result<(), reactor::Error>>;
+
+/// A worker ended before any shutdown: say which and why, give the others
+/// up to `grace` to drain (they have been told to), and return the error.
+fn worker_ended(threads: Vec<WorkerThread>, grace: Duration) -> ServeError {
+    let mut reasons = Vec::new();
+    let deadline = Instant::now() + grace;
+    let mut pending: Vec<(usize, WorkerThread)> = threads.into_iter().enumerate().collect();
+    loop {
+        let (done, rest): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|(_, t)| t.is_finished());
+        pending = rest;
+        for (index, t) in done {
+            let why = match t.join() {
+                Ok(Ok(())) => continue, // drained after being told to stop
+                Ok(Err(e)) => format!("failed: reactor: {e}"),
+                Err(panic) => {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a non-text payload".into());
+                    format!("panicked: {msg}")
+                }
+            };
+            reasons.push(format!("worker-{index} {why}"));
+        }
+        if pending.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if reasons.is_empty() {
+        reasons.push("a worker ended before any shutdown was asked for".into());
+    }
+    reasons.push("exiting so that a supervisor can restart the server".into());
+    ServeError::Worker(reasons.join("; "))
 }
 
 fn banner(cfg: &Config, fd_limit: u64) {
@@ -162,13 +255,24 @@ fn banner(cfg: &Config, fd_limit: u64) {
         TimerMode::Dedicated => "dedicated (one timerfd per heartbeat)",
         TimerMode::Shared => "shared (heartbeats in one heap on one timerfd)",
     };
-    println!("demo-server listening on {url}");
-    println!("  dashboard: {url}");
-    println!("  fixed stream: curl -N {url}stream/fixed");
-    println!("  leaky stream: curl -N {url}stream/leaky");
-    println!("  metrics:      curl -s {url}metrics");
-    println!("  pid {}, heartbeat every {:?}, timers {mode}", std::process::id(), cfg.interval);
-    println!(
+    crate::outln!("demo-server listening on {url}");
+    crate::outln!("  dashboard: {url}");
+    crate::outln!("  fixed stream: curl -N {url}stream/fixed");
+    if cfg.leaky_route {
+        crate::outln!(
+            "  leaky stream: curl -N {url}stream/leaky   (at most {} leaked timers: --max-orphans)",
+            cfg.max_orphans
+        );
+    } else {
+        crate::outln!("  leaky stream: turned off (--no-leaky)");
+    }
+    crate::outln!("  metrics:      curl -s {url}metrics");
+    crate::outln!(
+        "  pid {}, heartbeat every {:?}, timers {mode}",
+        std::process::id(),
+        cfg.interval
+    );
+    crate::outln!(
         "  {} worker(s), max {} connections, fd limit {fd_limit}; watch it with: ls -l /proc/{}/fd | grep -c timerfd",
         cfg.workers,
         cfg.max_conns,

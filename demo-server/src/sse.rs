@@ -8,11 +8,24 @@ use std::time::Duration;
 
 use crate::http::Route;
 
+/// The largest event id this server sends: 2^53 - 1, the largest integer
+/// a JavaScript client holds exactly. A `Last-Event-ID` above it gets 400
+/// (resuming from it could only wrap the ids back), and a stream that
+/// would pass it ends.
+pub const MAX_EVENT_ID: u64 = (1 << 53) - 1;
+
 /// Reconnection delay sent to clients in the `retry:` line, in milliseconds.
 pub const RETRY_MS: u32 = 2000;
 
-/// The first bytes of a stream, flushed with the response head: a `retry:`
-/// line, then an `open` event that says what the stream is.
+/// The name of a stream's first event. Not `open`: EventSource fires its own
+/// `open` event when a stream connects, and a server event of that name
+/// would call `onopen` a second time.
+pub const HELLO: &str = "hello";
+
+/// The first bytes of a stream, flushed with the response head: one event
+/// with a `retry:` field and a `hello` event that says what the stream is.
+/// The `retry:` is in the same block as the event, not a block of its own:
+/// some clients (httpx-sse) yield a block without data as an empty message.
 pub fn opening(
     out: &mut Vec<u8>,
     route: Route,
@@ -23,7 +36,7 @@ pub fn opening(
     let resumed = resumed_from.map_or_else(|| "null".to_string(), |n| n.to_string());
     let _ = write!(
         out,
-        "retry: {RETRY_MS}\n\nevent: open\ndata: {{\"route\":\"{}\",\"interval_ms\":{},\"timer_mode\":\"{mode}\",\"resumed_from\":{resumed}}}\n\n",
+        "retry: {RETRY_MS}\nevent: {HELLO}\ndata: {{\"route\":\"{}\",\"interval_ms\":{},\"timer_mode\":\"{mode}\",\"resumed_from\":{resumed}}}\n\n",
         route.label(),
         interval.as_millis(),
     );
@@ -43,8 +56,15 @@ pub fn heartbeat(buf: &mut [u8; 160], route: Route, seq: u64, expirations: u64) 
     cursor.position() as usize
 }
 
-/// The last event of a stream ended by a server shutdown.
-pub const SHUTDOWN: &[u8] = b"event: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n";
+/// The reconnection delay a shutdown asks for, in milliseconds: short, so
+/// that EventSource clients come back while the server still answers, get
+/// 204 No Content, and stop reconnecting for good.
+pub const SHUTDOWN_RETRY_MS: u32 = 250;
+
+/// The last event of a stream ended by a server shutdown; its `retry:` is
+/// [`SHUTDOWN_RETRY_MS`].
+pub const SHUTDOWN: &[u8] =
+    b"retry: 250\nevent: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n";
 
 /// A JSON payload as one `data:` event (the payload must have no newline).
 pub fn data_event(out: &mut Vec<u8>, json: &str) {
@@ -70,11 +90,18 @@ mod tests {
     }
 
     #[test]
+    fn the_shutdown_event_asks_for_a_quick_reconnect() {
+        let text = std::str::from_utf8(SHUTDOWN).unwrap();
+        assert!(text.starts_with(&format!("retry: {SHUTDOWN_RETRY_MS}\nevent: shutdown\n")));
+    }
+
+    #[test]
     fn opening_has_retry_then_an_event() {
         let mut out = Vec::new();
         opening(&mut out, Route::Leaky, Duration::from_millis(100), "shared", Some(9));
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("retry: 2000\n\nevent: open\ndata: {"));
+        assert!(text.starts_with("retry: 2000\nevent: hello\ndata: {"));
+        assert_eq!(text.matches("\n\n").count(), 1, "one block: {text}");
         assert!(text.contains("\"interval_ms\":100") && text.contains("\"resumed_from\":9"));
         assert!(text.ends_with("}\n\n"));
     }

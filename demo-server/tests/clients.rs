@@ -1,6 +1,6 @@
-//! Real clients against a real server: curl, promtool, headless Chromium.
-//! Each skips with a printed reason when its tool is not installed; CI
-//! installs all three (see .ci/run).
+//! Real clients against a real server: curl, promtool, headless Chromium,
+//! and Node with the `eventsource` package. Each skips with a printed reason
+//! when its tool is not installed; CI installs them all (see .ci/run).
 
 mod common;
 
@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{SOON, Server, get, open_stream, wait_until};
+use rustix::process::Signal;
 use serde_json::{Value, json};
 
 fn have(tool: &str) -> bool {
@@ -97,8 +98,11 @@ impl Drop for TempDir {
 
 impl Browser {
     fn launch() -> Browser {
+        // One profile per browser: tests in this binary run in parallel.
+        static LAUNCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LAUNCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let profile =
-            std::env::temp_dir().join(format!("demo-server-chromium-{}", std::process::id()));
+            std::env::temp_dir().join(format!("demo-server-chromium-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&profile).unwrap();
         let child = Command::new("chromium")
             .args([
@@ -278,4 +282,98 @@ fn base64_decode(s: &str) -> Vec<u8> {
             out.into_iter().take(c.len().saturating_sub(1))
         })
         .collect()
+}
+
+/// Where `.ci/run` installs the npm `eventsource` package: `target/npm`,
+/// or `$EVENTSOURCE_NODE_MODULES`.
+fn eventsource_package() -> Option<PathBuf> {
+    let modules =
+        std::env::var_os("EVENTSOURCE_NODE_MODULES").map(PathBuf::from).unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/npm/node_modules")
+        });
+    if !have("node") {
+        return None;
+    }
+    if !modules.join("eventsource/package.json").exists() {
+        println!(
+            "SKIPPED: the npm eventsource package is not in {} (CI installs it; see .ci/run)",
+            modules.display()
+        );
+        return None;
+    }
+    Some(modules)
+}
+
+/// A Node EventSource on `url` that prints one line per thing it sees and,
+/// once the source is CLOSED, a JSON summary; it gives up after 10 s.
+const NODE_CLIENT: &str = r#"
+const { EventSource } = require('eventsource');
+const es = new EventSource(process.argv[1]);
+const seen = { opens: 0, hello: 0, beats: 0, shutdown: 0, errors: [] };
+es.onopen = () => { seen.opens++; };
+es.addEventListener('hello', () => { seen.hello++; });
+es.onmessage = () => { if (++seen.beats === 1) console.log('heartbeat'); };
+es.addEventListener('shutdown', () => { seen.shutdown++; });
+es.onerror = (e) => {
+  seen.errors.push(e.code ?? null);
+  if (es.readyState === EventSource.CLOSED) { console.log(JSON.stringify(seen)); process.exit(0); }
+};
+setTimeout(() => { console.log('gave up: ' + JSON.stringify(seen)); process.exit(1); }, 10000);
+"#;
+
+#[test]
+fn node_eventsource_opens_once_and_stops_for_good_at_shutdown() {
+    let Some(modules) = eventsource_package() else { return };
+    let mut server = Server::start(&["--interval", "100ms"]);
+    let mut node = Command::new("node")
+        .args(["-e", NODE_CLIENT, &format!("http://{}/stream/fixed", server.addr)])
+        .env("NODE_PATH", &modules)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(node.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "heartbeat");
+    server.signal(Signal::TERM);
+    let summary = lines.next().expect("a summary line").unwrap();
+    let status = node.wait().unwrap();
+    let seen: Value = serde_json::from_str(summary.trim_start_matches("gave up: ")).unwrap();
+    assert!(status.success(), "the source never closed: {summary}");
+    assert_eq!(seen["opens"], 1, "onopen once per connection: {summary}");
+    assert_eq!(seen["hello"], 1, "{summary}");
+    assert_eq!(seen["shutdown"], 1, "{summary}");
+    // The stream's end (an error with no code: reconnect), then the 204.
+    assert_eq!(seen["errors"], json!([null, 204]), "closed by the 204 on reconnect: {summary}");
+    assert!(server.wait_exit(SOON).expect("the server exits").success());
+}
+
+#[test]
+fn chromium_eventsource_opens_once_and_stops_for_good_at_shutdown() {
+    if !have("chromium") {
+        return;
+    }
+    let mut server = Server::start(&["--interval", "100ms"]);
+    let mut browser = Browser::launch();
+    browser.call("Page.navigate", json!({ "url": format!("http://{}/", server.addr) }));
+    assert!(wait_until(Duration::from_secs(20), || browser.text("srv-fixed") == "0"));
+    browser.eval(
+        r#"window.seen = { opens: 0, hello: 0, beats: 0, shutdown: 0, errors: 0, states: [] };
+        window.es = new EventSource("/stream/fixed");
+        es.onopen = () => seen.opens++;
+        es.addEventListener("hello", () => seen.hello++);
+        es.onmessage = () => seen.beats++;
+        es.addEventListener("shutdown", () => seen.shutdown++);
+        es.onerror = () => { seen.errors++; seen.states.push(es.readyState); };
+        1"#,
+    );
+    assert!(wait_until(SOON, || browser.eval("seen.beats").as_u64() > Some(0)), "no heartbeat");
+    server.signal(Signal::TERM);
+    let closed = wait_until(SOON, || browser.eval("es.readyState").as_u64() == Some(2));
+    let seen = browser.eval("JSON.stringify(seen)");
+    assert!(closed, "EventSource never reached CLOSED: {seen}");
+    let seen: Value = serde_json::from_str(seen.as_str().unwrap()).unwrap();
+    assert_eq!(seen["opens"], 1, "onopen once per connection: {seen}");
+    assert_eq!(seen["hello"], 1, "{seen}");
+    assert_eq!(seen["shutdown"], 1, "{seen}");
+    assert!(server.wait_exit(SOON).expect("the server exits").success());
 }

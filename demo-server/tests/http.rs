@@ -41,7 +41,46 @@ fn refusals_get_the_right_status() {
         assert_eq!(closed, *closes, "{text}: closed after the answer");
     }
     let r = raw(server.addr, b"PUT / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+}
+
+#[test]
+fn rfc_9112_details_over_the_wire() {
+    let server = Server::start(&[]);
+    let cases: &[(&[u8], u16, bool)] = &[
+        (b"GET http://t/metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 200, true),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n", 400, true),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, true),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: +0\r\n\r\n", 400, true),
+        (b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", 405, true),
+        (b"PUT /stream/fixed HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 405, true),
+    ];
+    for (request, status, closes) in cases {
+        let (got, closed) = status_then_closed(&server, request);
+        let text = String::from_utf8_lossy(request);
+        assert_eq!(got, *status, "{text}");
+        assert_eq!(closed, *closes, "{text}: closed after the answer");
+    }
+}
+
+#[test]
+fn a_cors_preflight_allows_resuming_with_last_event_id() {
+    let server = Server::start(&[]);
+    let mut s = server.connect();
+    s.write_all(
+        b"OPTIONS /stream/fixed HTTP/1.1\r\nHost: t\r\nOrigin: http://elsewhere.example\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: last-event-id\r\n\r\n",
+    )
+    .unwrap();
+    let r = read_response(&mut s, true);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let allowed = r.header("access-control-allow-headers").unwrap().to_ascii_lowercase();
+    assert!(allowed.split(',').any(|h| h.trim() == "last-event-id"), "{allowed}");
+    assert!(r.header("access-control-allow-methods").unwrap().contains("GET"));
+    // The connection stays usable: the stream request follows the preflight.
+    s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 7\r\n\r\n").unwrap();
+    let head = read_response(&mut s, true);
+    assert_eq!((head.status, head.header("access-control-allow-origin")), (200, Some("*")));
 }
 
 #[test]
@@ -156,4 +195,45 @@ fn response_counts_by_code_reach_the_metrics() {
     assert_eq!(status_then_closed(&server, b"GARBAGE\r\n\r\n").0, 400);
     assert_eq!(server.metric("http_responses_total{code=\"404\"}"), 3.0);
     assert_eq!(server.metric("http_responses_total{code=\"400\"}"), 1.0);
+}
+
+#[test]
+fn a_long_pipeline_is_answered_in_full_and_in_order_even_after_a_half_close() {
+    let server = Server::start(&[]);
+    for half_close in [false, true] {
+        let mut s = server.connect();
+        let mut request = Vec::new();
+        for i in 0..150 {
+            let path = if i % 2 == 0 { "/metrics" } else { "/nope" };
+            request.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        s.write_all(&request).unwrap();
+        if half_close {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        for i in 0..150 {
+            let want = if i % 2 == 0 { 200 } else { 404 };
+            assert_eq!(read_response(&mut s, false).status, want, "response {i}");
+        }
+        let last = read_response(&mut s, false);
+        assert!(last.body.contains("<!doctype html>"), "the last answer is the page");
+        assert!(closed_within(&mut s, QUICK));
+    }
+}
+
+#[test]
+fn fd_counts_come_from_a_census_that_says_how_old_it_is() {
+    let server = Server::start(&["--interval", "1s"]);
+    let age = server.metric("process_fd_census_age_seconds");
+    assert!((0.0..2.0).contains(&age), "census age {age}");
+    let before = server.metric("process_open_fds");
+    let streams: Vec<TcpStream> =
+        (0..20).map(|_| common::open_stream(server.addr, "fixed")).collect();
+    // The census thread catches up within a period or two.
+    assert!(
+        common::wait_until(SOON, || server.metric("process_open_fds") >= before + 40.0),
+        "20 streams (a socket and a timerfd each) never reached the census"
+    );
+    drop(streams);
 }

@@ -165,15 +165,139 @@ fn sigterm_ends_streams_cleanly_answers_204_and_exits_0_within_2s() {
 }
 
 #[test]
-fn several_workers_share_the_port_and_the_metrics() {
+fn several_workers_share_one_listener_and_the_metrics() {
     let server = Server::start(&["--workers", "3", "--interval", "50ms"]);
     let streams: Vec<TcpStream> = (0..12).map(|_| open_stream(server.addr, "fixed")).collect();
     assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 12.0));
     let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid)).unwrap().count();
     assert!(threads >= 4, "main + 3 workers, saw {threads}");
-    assert!(server.settled_fds(15) > 0, "3 listeners + 12 streams");
+    assert!(server.settled_fds(15) > 0, "3 dups of the one listener + 12 streams");
     assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), 12.0);
     drop(streams);
     assert_eq!(server.settled_fds(3), server.fds());
     assert!(wait_until(SOON, || server.metric("reactor_timers_active{mode=\"dedicated\"}") == 0.0));
+}
+
+#[test]
+fn a_second_instance_on_the_same_port_fails_with_address_in_use() {
+    let server = Server::start(&["--workers", "2"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_demo-server"))
+        .args(["serve", "--addr", &server.addr.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut second = common::Proc(out);
+    let status = second.wait_exit(SOON).expect("the second instance exits at once");
+    assert!(!status.success());
+    let said = second.stderr();
+    assert!(said.contains("address in use") && said.contains("--addr 127.0.0.1:0"), "{said}");
+    // The first instance still has every client.
+    for _ in 0..20 {
+        assert_eq!(common::get(server.addr, "/metrics").status, 200);
+    }
+}
+
+#[test]
+fn a_client_that_pipelines_and_never_reads_is_closed_after_the_linger() {
+    // Small socket buffers, so that a few answers fill them and the rest
+    // stays queued in the server (but under --max-buffered: not cut off).
+    let server = Server::start(&["--idle-timeout", "200ms", "--max-buffered", "16384"]);
+    assert_eq!(common::get(server.addr, "/").status, 200); // lazily made things in the baseline
+    let baseline = server.settled_fds(1);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut s = common::connect_with_recv_buffer(server.addr, 4096);
+        s.write_all(&b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(4)).unwrap();
+        clients.push(s); // and never read
+    }
+    assert!(wait_until(SOON, || server.sockets() == 4), "the server took all three in");
+    let start = Instant::now();
+    // Idle deadline (200 ms), then the linger deadline (2 s): closed.
+    assert!(
+        wait_until(Duration::from_secs(8), || server.sockets() == 1),
+        "connections with queued output were never closed: {} sockets",
+        server.sockets()
+    );
+    let took = start.elapsed();
+    assert!(took >= Duration::from_secs(1), "closed before the linger deadline: {took:?}");
+    assert_eq!(server.fds(), baseline);
+}
+
+#[test]
+fn a_worker_that_dies_ends_the_process_with_an_error() {
+    let mut server = Server::start_with_env(&[("DEMO_SERVER_TEST_PANIC", "1")], &[]);
+    let _ = TcpStream::connect(server.addr); // worker 0 panics on it
+    let status = server.wait_exit(SOON).expect("a dead worker ends the process promptly");
+    assert!(!status.success(), "{status:?}");
+    let said = server.stderr();
+    assert!(said.contains("worker-0 panicked"), "{said}");
+    assert!(TcpStream::connect(server.addr).is_err(), "the port is free for a restart");
+}
+
+/// Fill a server under a small fd limit with streams until it refuses.
+fn fill_to_emfile(server: &Server) -> Vec<TcpStream> {
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        match s.read_exact(&mut head) {
+            Ok(()) if &head == b"HTTP/1.1 200" => streams.push(s),
+            _ => return streams,
+        }
+    }
+    panic!("the fd limit never bit");
+}
+
+#[test]
+fn at_emfile_a_backlog_is_refused_at_once_and_every_refusal_arrives() {
+    let server = Server::start_with_fd_limit(64, &["--interval", "1s", "--max-conns", "1000"]);
+    let streams = fill_to_emfile(&server);
+    assert!(!streams.is_empty());
+    // 300 clients knock at once and ask for a stream.
+    let mut knocking = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(SOON * 2)).unwrap();
+        knocking.push(s);
+    }
+    let start = Instant::now();
+    let mut answers = std::collections::BTreeMap::new();
+    for mut s in knocking {
+        let mut text = String::new();
+        let got = match s.read_to_string(&mut text) {
+            Ok(_) => text.get(..12).unwrap_or("closed unanswered").to_string(),
+            Err(e) => format!("{:?}", e.kind()),
+        };
+        *answers.entry(got).or_insert(0) += 1;
+    }
+    let took = start.elapsed();
+    // One refusal per 20 ms pause would take 6 s; a reset would lose the 503.
+    assert_eq!(answers.get("HTTP/1.1 503"), Some(&300), "{answers:?}");
+    assert!(took < Duration::from_secs(3), "300 refusals took {took:?}");
+    // Monitoring still answers at EMFILE.
+    let m = common::get(server.addr, "/metrics");
+    assert_eq!(m.status, 200, "{}", m.head);
+    assert!(m.body.contains("accept_errors_total{reason=\"emfile\"}"));
+    drop(streams);
+}
+
+#[test]
+fn metrics_answer_at_max_conns_and_streams_are_refused() {
+    let server = Server::start(&["--max-conns", "2"]);
+    let _streams: Vec<TcpStream> = (0..2).map(|_| open_stream(server.addr, "fixed")).collect();
+    for _ in 0..5 {
+        // A one-shot scrape, and one on a connection whose head comes late.
+        assert_eq!(common::get(server.addr, "/metrics").status, 200);
+        let mut late = server.connect();
+        std::thread::sleep(Duration::from_millis(20)); // the head arrives after the accept
+        late.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut late, false).status, 200);
+    }
+    let r = common::get(server.addr, "/stream/fixed");
+    assert_eq!(r.status, 503);
 }

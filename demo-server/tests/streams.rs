@@ -22,7 +22,10 @@ fn both_stream_routes_speak_sse() {
         assert_eq!(head.header("cache-control"), Some("no-cache"));
         assert_eq!(head.header("content-length"), None, "a stream has no length");
         let text = read_heartbeats(&mut s, 3);
-        assert!(text.starts_with("retry: 2000\n\nevent: open\ndata: {"), "{route}: {text}");
+        // One block: retry with the first event (not an empty message of
+        // its own), and not named `open` (EventSource's own event).
+        assert!(text.starts_with("retry: 2000\nevent: hello\ndata: {"), "{route}: {text}");
+        assert!(!text.contains("event: open"), "{text}");
         assert!(text.contains(&format!("\"route\":\"{route}\"")));
         let events: Vec<&str> = text.split("\n\n").filter(|e| e.starts_with("id: ")).collect();
         for (i, e) in events.iter().take(3).enumerate() {
@@ -132,4 +135,56 @@ fn in_shared_mode_the_leak_is_heap_entries_not_fds() {
     assert_eq!(server.timerfds(), timerfds);
     assert_eq!(server.metric("reactor_timers_active{mode=\"shared\"}"), shared + 10.0);
     assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), 0.0);
+}
+
+#[test]
+fn a_huge_last_event_id_is_refused_and_ids_never_wrap() {
+    let server = Server::start(&["--interval", "20ms"]);
+    for huge in [u64::MAX.to_string(), "18446744073709551616".into(), (1u64 << 53).to_string()] {
+        let r = common::raw(
+            server.addr,
+            format!("GET /stream/fixed HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {huge}\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 400, "Last-Event-ID: {huge}");
+    }
+    // One id left before the largest: it is sent, then the stream ends
+    // rather than wrap to 0.
+    let max = demo_server::sse::MAX_EVENT_ID;
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(SOON)).unwrap();
+    write!(s, "GET /stream/fixed HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {}\r\n\r\n", max - 1)
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("the stream ends cleanly");
+    assert!(text.contains(&format!("\nid: {max}\n")), "{text}");
+    assert_eq!(text.matches("\nid: ").count(), 1, "{text}");
+    // The server is alive and well.
+    assert_eq!(server.metric("sse_streams_active{route=\"fixed\"}"), 0.0);
+}
+
+#[test]
+fn the_orphan_cap_refuses_leaky_streams_saying_why() {
+    let server = Server::start(&["--interval", "50ms", "--max-orphans", "3"]);
+    for _ in 0..3 {
+        drop(open_stream(server.addr, "leaky"));
+    }
+    assert!(wait_until(SOON, || server.metric("sse_orphan_timers{route=\"leaky\"}") == 3.0));
+    let r = common::get(server.addr, "/stream/leaky");
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("--max-orphans 3"), "{}", r.body);
+    assert_eq!(server.metric("reactor_detached_timers"), 3.0, "no fourth timer was made");
+    // The fixed route is not affected.
+    let mut s = open_stream(server.addr, "fixed");
+    read_heartbeats(&mut s, 1);
+}
+
+#[test]
+fn no_leaky_turns_the_route_off() {
+    let server = Server::start(&["--no-leaky"]);
+    let r = common::get(server.addr, "/stream/leaky");
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("--no-leaky"), "{}", r.body);
+    assert_eq!(server.metric("reactor_detached_timers"), 0.0);
+    drop(open_stream(server.addr, "fixed"));
 }

@@ -1,6 +1,8 @@
 //! Taking connections in, and refusing them at the limits: the listener's
-//! registration, `accept`, `--max-conns`, and EMFILE without a busy loop
-//! (the spare-fd trick, then a short pause).
+//! registration, `accept`, `--max-conns`, and EMFILE without a busy loop:
+//! the spare-fd trick refuses the whole backlog (up to
+//! [`REFUSALS_PER_EVENT`]) in one go, then accepting pauses briefly.
+//! How a refusal is answered is `refuse.rs`.
 
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -8,12 +10,16 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use reactor::{Context, Expiration, Interest, Reactor};
 use rustix::io::Errno;
-use rustix::net::{SendFlags, SocketFlags, accept_with, send, sockopt};
+use rustix::net::{SocketFlags, accept_with, sockopt};
 
+use super::refuse::{RESERVED_SLOTS, Refusal};
 use super::{ACCEPT_PAUSE, ACCEPTS_PER_EVENT, CLIENT, HOUSEKEEPING, Worker, with_worker};
 use crate::conn::{Conn, Deadline};
-use crate::http::{self, Status};
 use crate::metrics::AcceptError;
+
+/// Clients refused per EMFILE event before accepting pauses: a backlog of
+/// hundreds hears its 503 at once, not one per pause.
+const REFUSALS_PER_EVENT: usize = 1024;
 
 pub(super) fn open_spare() -> Option<OwnedFd> {
     rustix::fs::open(
@@ -51,7 +57,7 @@ impl Worker {
                     };
                     self.metrics.accept_error(reason);
                     if reason != AcceptError::Other {
-                        self.refuse_one(&listener);
+                        self.refuse_backlog(ctx, &listener);
                     }
                     // Level-triggered: returning now would wake us again at
                     // once. Stop listening for a moment instead.
@@ -62,18 +68,35 @@ impl Worker {
         }
     }
 
-    /// At the fd limit: give up the spare fd, accept one client, tell it 503,
-    /// close it, take the spare back. The client hears "over limit" instead
-    /// of waiting in the backlog.
-    pub(super) fn refuse_one(&mut self, listener: &OwnedFd) {
-        if self.spare.take().is_none() {
-            return;
+    /// At the fd limit: give up the spare fd, accept one client, answer it
+    /// (`refuse.rs`), close it, take the spare back; again, until the backlog
+    /// is empty. Clients hear "over limit" instead of waiting in the backlog.
+    /// One whose head has not arrived may get a reserved slot, with the fd of
+    /// the monitoring spare.
+    pub(super) fn refuse_backlog(&mut self, ctx: &mut Context<'_>, listener: &OwnedFd) {
+        for _ in 0..REFUSALS_PER_EVENT {
+            if self.spare.take().is_none() {
+                return;
+            }
+            let accepted = accept_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC);
+            let may_reserve = self.monitor_spare.is_some() && self.reserved < RESERVED_SLOTS;
+            let more = match accepted {
+                Ok(fd) => match self.refuse(fd, may_reserve) {
+                    Refusal::Done => true,
+                    Refusal::Reserve(fd) => {
+                        self.monitor_spare = None; // its fd now serves the reserved client
+                        self.admit_reserved(ctx, fd);
+                        true
+                    }
+                },
+                Err(Errno::CONNABORTED | Errno::INTR) => true,
+                Err(_) => false, // EAGAIN: the backlog is empty
+            };
+            self.spare = open_spare();
+            if !more {
+                return;
+            }
         }
-        if let Ok(fd) = accept_with(listener, SocketFlags::CLOEXEC) {
-            let _ = send(&fd, http::OVERLOADED, SendFlags::NOSIGNAL);
-            self.metrics.response(Status::Unavailable);
-        }
-        self.spare = open_spare();
     }
 
     pub(super) fn pause_accepting(&mut self, ctx: &mut Context<'_>) {
@@ -89,9 +112,8 @@ impl Worker {
                     if w.spare.is_none() {
                         w.spare = open_spare();
                     }
-                    if !w.draining {
-                        let _ = w.listen(ctx.reactor());
-                    }
+                    // (After a shutdown's end the listener is gone: a no-op.)
+                    let _ = w.listen(ctx.reactor());
                 })
             });
         match resume {
@@ -104,14 +126,35 @@ impl Worker {
     }
 
     pub(super) fn admit(&mut self, ctx: &mut Context<'_>, fd: OwnedFd) {
-        if self.draining {
-            return;
-        }
+        assert!(!self.test_panic, "DEMO_SERVER_TEST_PANIC is set");
         if self.metrics.connections.load(Relaxed) >= self.cfg.max_conns as u64 {
-            let _ = send(&fd, http::OVERLOADED, SendFlags::NOSIGNAL);
-            self.metrics.response(Status::Unavailable);
+            let may_reserve = self.reserved < RESERVED_SLOTS;
+            if let Refusal::Reserve(fd) = self.refuse(fd, may_reserve) {
+                self.admit_reserved(ctx, fd);
+            }
             return;
         }
+        self.admit_as(ctx, fd, false);
+    }
+
+    /// Admit a client past the limits, to a reserved slot: it is served
+    /// everything but streams (monitoring must answer when the server is full).
+    fn admit_reserved(&mut self, ctx: &mut Context<'_>, fd: OwnedFd) {
+        self.reserved += 1;
+        if !self.admit_as(ctx, fd, true) {
+            self.release_reserved();
+        }
+    }
+
+    /// A reserved slot is free again; take the monitoring spare fd back.
+    pub(super) fn release_reserved(&mut self) {
+        self.reserved = self.reserved.saturating_sub(1);
+        if self.monitor_spare.is_none() {
+            self.monitor_spare = open_spare();
+        }
+    }
+
+    fn admit_as(&mut self, ctx: &mut Context<'_>, fd: OwnedFd, reserved: bool) -> bool {
         let _ = sockopt::set_tcp_nodelay(&fd, true);
         // Cap the kernel's send buffer too, so "too slow" is reached in
         // seconds rather than after megabytes of autotuned buffer.
@@ -124,20 +167,23 @@ impl Worker {
         let Ok(io) = ctx.reactor().add_io(sock.clone(), CLIENT, move |ctx, r| {
             with_worker(&me, |w| w.on_conn(ctx, key, generation, r))
         }) else {
-            return;
+            return false;
         };
-        let deadline = self.deadline(ctx, key, generation, Deadline::Header);
+        let deadline = self.deadline(ctx.reactor(), key, generation, Deadline::Header);
         self.conns.insert(Conn {
             generation,
             sock,
             io: Some(io),
             inbuf: Vec::new(),
             out: Vec::new(),
-            want_write: false,
+            interest: CLIENT,
+            backlog: false,
             deadline,
             stream: None,
             closing: false,
+            reserved,
         });
         self.metrics.connections.fetch_add(1, Relaxed);
+        true
     }
 }

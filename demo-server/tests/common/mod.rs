@@ -21,16 +21,22 @@ pub struct Server {
 impl Server {
     /// Start `demo-server serve --addr 127.0.0.1:0 ARGS...` and wait for its banner.
     pub fn start(args: &[&str]) -> Server {
-        Server::spawn(args, None)
+        Server::spawn(args, None, &[])
+    }
+
+    /// Same, with extra environment variables.
+    pub fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::spawn(args, None, env)
     }
 
     /// Same, under `RLIMIT_NOFILE` = `limit` (soft and hard), set in the child.
     pub fn start_with_fd_limit(limit: u64, args: &[&str]) -> Server {
-        Server::spawn(args, Some(limit))
+        Server::spawn(args, Some(limit), &[])
     }
 
-    fn spawn(args: &[&str], fd_limit: Option<u64>) -> Server {
+    fn spawn(args: &[&str], fd_limit: Option<u64>, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_demo-server"));
+        cmd.envs(env.iter().copied());
         cmd.args(["serve", "--addr", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
@@ -135,6 +141,15 @@ impl Server {
     /// Total CPU time (user + system) the server has used.
     pub fn cpu_time(&self) -> Duration {
         demo_server::inspect::cpu_time(self.pid).expect("the server is running")
+    }
+
+    /// Everything on its stderr (once it has exited).
+    pub fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut text);
+        }
+        text
     }
 
     /// Send a signal.
@@ -278,4 +293,52 @@ pub fn read_heartbeats(s: &mut TcpStream, n: usize) -> String {
         text.push_str(std::str::from_utf8(&buf[..k]).unwrap());
     }
     text
+}
+
+/// A child process that is killed when dropped (for tests that spawn the
+/// binary themselves).
+pub struct Proc(pub std::process::Child);
+
+impl Proc {
+    /// Wait (bounded) for the child to exit; its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything on its stderr (read once it has exited or closed stderr).
+    pub fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A client socket whose receive buffer is set before it connects, so the
+/// window it advertises is small from the start.
+pub fn connect_with_recv_buffer(addr: SocketAddr, bytes: usize) -> TcpStream {
+    use rustix::net::{AddressFamily, SocketType, connect, socket, sockopt};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    sockopt::set_socket_recv_buffer_size(&fd, bytes).unwrap();
+    connect(&fd, &addr).unwrap();
+    let s = TcpStream::from(fd);
+    s.set_read_timeout(Some(SOON)).unwrap();
+    s
 }

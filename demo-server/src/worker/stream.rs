@@ -1,0 +1,149 @@
+//! Event streams: starting one, its heartbeats, and the stats broadcast.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reactor::{Clock, ClockTime, Context, Expiration, Reactor, TimerMode};
+
+use super::{STATS_PERIOD, Worker, with_worker};
+use crate::conn::{Gone, Stream};
+use crate::http::{self, Route, Status};
+use crate::sse;
+
+/// Every `period`, on a grid shared by all streams: the first expiry is the
+/// next multiple of `period` on `CLOCK_MONOTONIC`. Heartbeats of all streams
+/// then fall due together, so one wake-up serves a whole batch of them
+/// instead of one each (what timer slack and coalescing do in the kernel and
+/// in Go's runtime). The first heartbeat comes within one period.
+fn on_grid(period: Duration) -> Expiration {
+    let now = Clock::Monotonic.now();
+    let p = period.as_nanos().max(1);
+    let now_ns = now.secs().max(0) as u128 * 1_000_000_000 + u128::from(now.nanos());
+    let next = (now_ns / p + 1) * p;
+    match ClockTime::new((next / 1_000_000_000) as i64, (next % 1_000_000_000) as u32) {
+        Ok(first) => Expiration::EveryAt { first, period },
+        Err(_) => Expiration::every(period),
+    }
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+impl Worker {
+    pub(super) fn start_stream(
+        &mut self,
+        ctx: &mut Context<'_>,
+        key: usize,
+        route: Route,
+        last_event_id: Option<u64>,
+    ) {
+        let (max, interval, mode) = (self.cfg.max_buffered, self.cfg.interval, self.cfg.timer_mode);
+        let generation = self.conns[key].generation;
+        let timer = match route {
+            Route::Fixed | Route::Leaky => {
+                let me = self.me.clone();
+                let made = ctx.reactor().add_timer(mode, on_grid(interval), move |ctx, ticks| {
+                    with_worker(&me, |w| w.heartbeat(ctx.reactor(), key, generation, route, ticks))
+                });
+                match made {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        // No timer (EMFILE in dedicated mode): refuse, loudly.
+                        let conn = &mut self.conns[key];
+                        let _ = conn.send(http::OVERLOADED, max);
+                        conn.closing = true;
+                        self.metrics.response(Status::Unavailable);
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let timer = match (route, timer) {
+            (Route::Leaky, Some(t)) => {
+                // The bug, on purpose: like `for range ticker.C` with no
+                // `ticker.Stop()`, nothing will ever cancel this timer.
+                t.detach();
+                None
+            }
+            (_, t) => t,
+        };
+        let mode_label = match mode {
+            TimerMode::Dedicated => "dedicated",
+            TimerMode::Shared => "shared",
+        };
+        let mut out = http::SSE_HEAD.to_vec();
+        sse::opening(
+            &mut out,
+            route,
+            if route == Route::Stats { STATS_PERIOD } else { interval },
+            mode_label,
+            last_event_id,
+        );
+        let conn = &mut self.conns[key];
+        conn.inbuf = Vec::new();
+        conn.deadline = None;
+        conn.stream = Some(Stream { route, seq: last_event_id.unwrap_or(0), timer });
+        if route == Route::Stats {
+            self.stats_subscribers.push((key, generation));
+        }
+        self.metrics.response(Status::Ok);
+        self.metrics.stream_opened(route);
+        if conn.send(&out, max).is_err() {
+            conn.closing = true;
+            conn.out.clear();
+        }
+    }
+
+    fn heartbeat(
+        &mut self,
+        reactor: &Reactor,
+        key: usize,
+        generation: u64,
+        route: Route,
+        ticks: u64,
+    ) {
+        let max = self.cfg.max_buffered;
+        let Some(conn) = self.conn(key, generation) else {
+            // A leaky timer whose client left long ago: a wake-up for nobody.
+            self.metrics.orphan_tick(ticks);
+            return;
+        };
+        let Some(stream) = &mut conn.stream else { return };
+        let Some(seq) = stream.seq.checked_add(1).filter(|&s| s <= sse::MAX_EVENT_ID) else {
+            // Ids never go backwards: out of ids, the stream ends.
+            return self.close(key);
+        };
+        stream.seq = seq;
+        let mut buf = [0u8; 160];
+        let n = sse::heartbeat(&mut buf, route, stream.seq, ticks);
+        match conn.send(&buf[..n], max) {
+            Ok(()) => {
+                self.metrics.heartbeat();
+                self.settle(reactor, key);
+            }
+            // EPIPE/ECONNRESET: gone; or too far behind: cut off.
+            Err(Gone::Peer | Gone::TooSlow) => self.close(key),
+        }
+    }
+
+    pub(super) fn broadcast_stats(&mut self, reactor: &Reactor) {
+        let max = self.cfg.max_buffered;
+        let Worker { conns, stats_subscribers, .. } = self;
+        stats_subscribers.retain(|&(key, generation)| {
+            conns.get(key).is_some_and(|c| c.generation == generation && c.stream.is_some())
+        });
+        if stats_subscribers.is_empty() {
+            return;
+        }
+        let mut event = Vec::new();
+        sse::data_event(&mut event, &self.metrics.snapshot_json(unix_ms()));
+        for (key, _) in self.stats_subscribers.clone() {
+            if self.conns[key].send(&event, max).is_err() {
+                self.close(key);
+            } else {
+                self.settle(reactor, key);
+            }
+        }
+    }
+}

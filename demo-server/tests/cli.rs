@@ -1,0 +1,68 @@
+//! Bad settings are refused before any work, with a clear message and exit
+//! code 2; friendly forms (`localhost:PORT`, `64k`) are accepted.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Proc, SOON, Server};
+
+/// Run the binary; its exit code, stderr, and how long it took.
+fn run(args: &[&str]) -> (Option<i32>, String, Duration) {
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_demo-server"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut p = Proc(child);
+    let status = p.wait_exit(SOON * 2).expect("refused at once, not run");
+    (status.code(), p.stderr(), start.elapsed())
+}
+
+#[test]
+fn bad_settings_are_refused_up_front() {
+    let hard = demo_server::procfs::nofile().1;
+    let above = (hard.saturating_add(1)).to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (&["serve", "--interval", "1ns"], "--interval must be at least"),
+        (&["serve", "--interval", "999us"], "--interval must be at least"),
+        (&["serve", "--header-timeout", "0s"], "must be above zero"),
+        (&["serve", "--idle-timeout", "0ms"], "must be above zero"),
+        (&["serve", "--max-conns", "0"], "--max-conns must be at least 1"),
+        (&["serve", "--max-buffered", "0"], "--max-buffered must be between"),
+        (&["serve", "--max-buffered", "64q"], "unknown unit"),
+        (&["leak-demo", "--interval", "0s"], "--interval must be at least"),
+        (&["leak-demo", "--fd-limit", &above], "above this process's hard RLIMIT_NOFILE"),
+        (&["leak-demo", "--svg", "/nonexistent-dir/leak.svg"], "--svg /nonexistent-dir/leak.svg"),
+    ];
+    for (args, message) in cases {
+        let (code, said, took) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {said}");
+        assert!(said.contains(message), "{args:?}: {said}");
+        assert!(took < SOON, "{args:?} took {took:?}: it did work first");
+    }
+}
+
+#[test]
+fn localhost_port_and_byte_sizes_are_accepted() {
+    let child = Command::new(env!("CARGO_BIN_EXE_demo-server"))
+        .args(["serve", "--addr", "localhost:0", "--max-buffered", "64k"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut p = Proc(child);
+    let mut line = String::new();
+    BufReader::new(p.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("demo-server listening on http://127.0.0.1:"), "{line}");
+    assert!(p.0.try_wait().unwrap().is_none(), "the server is running");
+    // And the usual test server takes a byte size too.
+    let server = Server::start(&["--max-buffered", "1m"]);
+    assert_eq!(common::get(server.addr, "/metrics").status, 200);
+}
