@@ -47,6 +47,11 @@ pub struct Config {
     /// The longest a shutdown lasts: it keeps answering (stream requests get
     /// 204) while clients of the ended streams come back, then closes.
     pub shutdown_grace: Duration,
+    /// Run under this soft `RLIMIT_NOFILE` (`--fd-limit`), set by the server
+    /// itself at start; `None` raises the soft limit to the hard one. It is
+    /// how `leak-demo` and the tests make the fd limit bite early, with no
+    /// `pre_exec` code between fork and exec.
+    pub fd_limit: Option<u64>,
 }
 
 impl Default for Config {
@@ -63,6 +68,7 @@ impl Default for Config {
             max_orphans: DEFAULT_MAX_ORPHANS,
             leaky_route: true,
             shutdown_grace: Duration::from_millis(1500),
+            fd_limit: None,
         }
     }
 }
@@ -117,7 +123,9 @@ pub enum SettingError {
     Workers(usize),
     /// `leak-demo`: `--fd-limit` below 32, or `--streams 0`.
     LeakDemoTooSmall,
-    /// `leak-demo`: `--fd-limit` above the hard `RLIMIT_NOFILE`.
+    /// `--fd-limit` below 32: too few for the server's own fds.
+    FdLimitTooLow(u64),
+    /// `--fd-limit` above the hard `RLIMIT_NOFILE`.
     FdLimitAboveHard {
         /// What was asked for.
         asked: u64,
@@ -147,6 +155,9 @@ impl std::fmt::Display for SettingError {
             SettingError::LeakDemoTooSmall => {
                 write!(f, "--fd-limit must be at least 32 and --streams at least 1")
             }
+            SettingError::FdLimitTooLow(n) => {
+                write!(f, "--fd-limit must be at least 32 (it was {n})")
+            }
             SettingError::FdLimitAboveHard { asked, hard } => write!(
                 f,
                 "--fd-limit {asked} is above this process's hard RLIMIT_NOFILE ({hard}); the server child could not get it"
@@ -175,6 +186,15 @@ impl Config {
         }
         if !(1..=256).contains(&self.workers) {
             return Err(SettingError::Workers(self.workers));
+        }
+        if let Some(asked) = self.fd_limit {
+            let hard = crate::procfs::nofile().1;
+            if asked < 32 {
+                return Err(SettingError::FdLimitTooLow(asked));
+            }
+            if asked > hard {
+                return Err(SettingError::FdLimitAboveHard { asked, hard });
+            }
         }
         Ok(())
     }

@@ -9,7 +9,6 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,21 +95,15 @@ impl Drop for ServerChild {
 
 fn spawn_server(o: &Options) -> Result<ServerChild, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-    let limit = o.fd_limit;
     let mut cmd = Command::new(exe);
     cmd.args(["serve", "--addr", "127.0.0.1:0", "--timer-mode", "dedicated", "--interval"])
         .arg(format!("{}ms", o.interval.as_millis().max(1)))
         // The demo leaks until the fd limit bites: no orphan cap before it.
         .args(["--max-orphans", &o.fd_limit.to_string()])
+        // The child lowers its own limit: no code runs between fork and exec.
+        .args(["--fd-limit", &o.fd_limit.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    // SAFETY: only setrlimit runs between fork and exec; it is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            let l = rustix::process::Rlimit { current: Some(limit), maximum: Some(limit) };
-            rustix::process::setrlimit(rustix::process::Resource::Nofile, l).map_err(Into::into)
-        });
-    }
     let mut child = cmd.spawn().map_err(|e| format!("cannot start the server: {e}"))?;
     let pid = child.id();
     let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();

@@ -173,6 +173,10 @@ struct ServeArgs {
     /// (like 64k or 1m); it bounds each buffer's capacity too.
     #[arg(long, default_value = "64k", value_parser = parse_bytes)]
     max_buffered: usize,
+    /// Run under this soft RLIMIT_NOFILE (at most the hard limit) instead of
+    /// raising it to the hard limit: to watch the limit bite early.
+    #[arg(long)]
+    fd_limit: Option<u64>,
 }
 
 impl ServeArgs {
@@ -185,13 +189,17 @@ impl ServeArgs {
                 Mode::Dedicated => TimerMode::Dedicated,
                 Mode::Shared => TimerMode::Shared,
             },
-            max_conns: self.max_conns.unwrap_or(defaults.max_conns),
+            max_conns: self.max_conns.unwrap_or(match self.fd_limit {
+                Some(limit) => demo_server::config::default_max_conns(limit),
+                None => defaults.max_conns,
+            }),
             workers: self.workers,
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             max_buffered: self.max_buffered,
             max_orphans: self.max_orphans,
             leaky_route: !self.no_leaky,
+            fd_limit: self.fd_limit,
             ..defaults
         };
         cfg.validate()?;

@@ -76,6 +76,19 @@ impl From<reactor::Error> for ServeError {
     }
 }
 
+/// Set the soft `RLIMIT_NOFILE` to `wanted` (`--fd-limit`, checked against
+/// the hard limit by `Config::validate`), or raise it to the hard limit.
+/// Returns the soft limit now in force.
+pub fn set_fd_limit(wanted: Option<u64>) -> u64 {
+    let Some(wanted) = wanted else { return raise_fd_limit() };
+    let hard = nofile().1;
+    let limit = Rlimit { current: Some(wanted.min(hard)), maximum: Some(hard) };
+    match setrlimit(Resource::Nofile, limit) {
+        Ok(()) => wanted.min(hard),
+        Err(_) => nofile().0,
+    }
+}
+
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
 pub fn raise_fd_limit() -> u64 {
     let (soft, hard) = nofile();
@@ -107,7 +120,7 @@ fn listener(addr: SocketAddr) -> Result<OwnedFd, ServeError> {
 /// Run the server until SIGINT or SIGTERM, then shut down cleanly.
 pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     cfg.validate().map_err(ServeError::Setting)?;
-    let fd_limit = raise_fd_limit();
+    let fd_limit = set_fd_limit(cfg.fd_limit);
     crate::procfs::init();
     cfg.workers = cfg.workers.max(1);
 

@@ -13,19 +13,7 @@ use std::time::{Duration, Instant};
 use common::{SOON, Server, get, open_stream, wait_until};
 use rustix::process::Signal;
 use serde_json::{Value, json};
-
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        println!("SKIPPED: {tool} is not installed (CI installs it; see .ci/run)");
-    }
-    found
-}
+use test_support::have;
 
 #[test]
 fn curl_n_reads_heartbeats() {

@@ -5,33 +5,15 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reactor::{Expiration, Reactor, TimerMode};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: delegates to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use test_support::{CountingAlloc, allocations};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn a_warm_turn_allocates_nothing() {
@@ -67,7 +49,7 @@ fn a_warm_turn_allocates_nothing() {
     r.run_until_timeout(common::SOON, || fired.get() >= 2_000).unwrap();
 
     let before_fired = fired.get();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let (before_hooks, before_received) = (hooks.get(), received.get());
     for _ in 0..200 {
         waker.wake().unwrap();
@@ -75,7 +57,7 @@ fn a_warm_turn_allocates_nothing() {
         r.defer(|_| {}).unwrap(); // a deferred closure that captures nothing
         r.turn(Some(Duration::from_millis(5))).unwrap();
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
     assert!(fired.get() > before_fired, "timers fired during the measured turns");
     assert_eq!(hooks.get() - before_hooks, 200, "the idle hook ran every turn");
     assert!(received.get() - before_received >= 199, "messages were delivered");

@@ -7,33 +7,15 @@
 //!   `strace` and counts the calls on the timer's fd. Without strace it skips
 //!   with a printed reason (CI installs strace).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use test_support::{CountingAlloc, allocations};
 use timerfd_sys::{Clock, Expiration, TimerFd};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: delegates to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 const ROUNDS: usize = 200;
 const CHILD_ENV: &str = "TIMERFD_SYS_HOT_PATH_CHILD";
@@ -66,14 +48,13 @@ fn hot_path_makes_one_syscall_per_call_and_no_allocation() {
         return;
     }
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let fired = exercise(&t);
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let after = allocations();
     assert_eq!(after - before, 0, "the hot path allocated {} times", after - before);
     assert!(fired > 0, "the zero-duration timers fired");
 
-    if Command::new("strace").arg("-V").output().is_err() {
-        println!("SKIPPED syscall count: strace is not installed (apt-get install strace)");
+    if !test_support::have("strace") {
         return;
     }
     let log =

@@ -1,21 +1,9 @@
 //! Helpers shared by the reactor's integration tests.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 use std::time::Duration;
 
-/// Open fds of this process, as the kernel lists them.
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1 // minus read_dir's own fd
-}
-
-/// Open timerfds of this process, as the kernel lists them.
-pub fn open_timerfds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|t| t.to_string_lossy() == "anon_inode:[timerfd]")
-        .count()
-}
+pub use test_support::{open_fds, open_timerfds};
 
 /// Loose bound for "soon" in tests; precision belongs to the benchmarks.
 pub const SOON: Duration = Duration::from_secs(2);

@@ -1,5 +1,5 @@
 //! Helpers shared by the kernel-facing tests.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -29,10 +29,7 @@ pub fn wait_for(d: Duration) {
     assert_eq!(t.read().unwrap(), 1);
 }
 
-/// Number of open fds of this process, as the kernel lists them.
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1 // minus read_dir's own fd
-}
+pub use test_support::open_fds;
 
 /// The `/proc/self/fdinfo/FD` text of an fd.
 pub fn fdinfo(fd: impl AsFd) -> String {

@@ -4,16 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success() || !o.stdout.is_empty());
-    if !ok {
-        println!("SKIPPED: {tool} is not installed (CI installs it; see .ci/run)");
-    }
-    ok
-}
+use test_support::have;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -28,7 +19,7 @@ fn trace_path_shows_the_syscalls_in_data_path_order() {
     let out = Command::new("bash")
         .arg(repo().join("scripts/trace-path.sh"))
         .arg(&out_dir)
-        .env("DEMO_SERVER", env!("CARGO_BIN_EXE_demo-server"))
+        .env("DEMO_SERVER", test_support::server::demo_server_bin())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -53,6 +44,7 @@ fn trace_path_shows_the_syscalls_in_data_path_order() {
         at += i + 1;
     }
     assert!(kernel.iter().any(|l| l.contains(r#"sendto("#) && l.contains(r#""id: 1\n"#)), "{text}");
+    guide_shows_what_the_script_prints(&text);
     // The reactor's own trace tells the same story.
     let reactor = text.split("== the reactor's lifecycle trace").nth(1).unwrap_or("");
     for step in [
@@ -78,4 +70,55 @@ fn go_tickers_make_no_timerfd_calls() {
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("timerfd calls: 0"), "{text}");
     assert!(text.contains("ticks received: 20"), "{text}");
+}
+
+/// The console excerpt in docs/GUIDE.md must be what `trace-path.sh`
+/// prints today, once the fields that differ from run to run are masked:
+/// every number (pids, fds, times, tokens, byte counts) becomes `N`, and a
+/// heartbeat repeated a run-dependent number of times counts once. A stale
+/// guide (say, a syscall the code no longer makes the same way) fails here;
+/// regenerate the excerpt with `scripts/trace-path.sh`.
+fn guide_shows_what_the_script_prints(script_output: &str) {
+    let guide = std::fs::read_to_string(repo().join("docs/GUIDE.md")).unwrap();
+    let start = "```console\n$ scripts/trace-path.sh\n";
+    let excerpt = guide.split(start).nth(1).and_then(|rest| rest.split("\n```").next());
+    let excerpt = excerpt.expect("docs/GUIDE.md has the trace-path.sh console excerpt");
+    let printed = script_output.split("\nfull logs in").next().unwrap_or(script_output);
+    let (want, got) = (masked(excerpt), masked(printed));
+    assert_eq!(
+        want, got,
+        "docs/GUIDE.md's trace-path.sh excerpt is stale; the script now prints:\n{printed}"
+    );
+}
+
+/// Numbers masked, trailing spaces and blank lines dropped, and a block of
+/// one to three lines that repeats the block before it dropped.
+fn masked(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+        let mut out = String::with_capacity(line.len());
+        let mut in_number = false;
+        for c in line.chars() {
+            if c.is_ascii_digit() {
+                if !in_number {
+                    out.push('N');
+                }
+                in_number = true;
+            } else {
+                in_number = false;
+                out.push(c);
+            }
+        }
+        // Column padding that strace adds after a call varies with its width.
+        let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        lines.push(out);
+        for period in 1..=3 {
+            let n = lines.len();
+            if n >= 2 * period && lines[n - period..] == lines[n - 2 * period..n - period] {
+                lines.truncate(n - period);
+                break;
+            }
+        }
+    }
+    lines
 }

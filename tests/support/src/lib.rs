@@ -1,0 +1,24 @@
+//! Helpers the workspace's tests share, in one place instead of two or three
+//! copies. A dev-dependency only: no product crate links it.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`fds`] | this process's or another's open fds and timerfds, by the kernel's count |
+//! | [`alloc`] | a global allocator that counts allocations |
+//! | [`tool`] | whether an external tool is installed, saying so when not |
+//! | [`wait`] | bounded polling for a condition |
+//! | [`server`] | a `demo-server` child per test, killed when its handle drops |
+//! | [`http`] | one-request loopback HTTP clients |
+
+pub mod alloc;
+pub mod fds;
+pub mod http;
+pub mod server;
+pub mod tool;
+pub mod wait;
+
+pub use alloc::{CountingAlloc, allocations};
+pub use fds::{open_fds, open_timerfds};
+pub use server::Server;
+pub use tool::have;
+pub use wait::wait_until;

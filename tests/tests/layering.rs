@@ -1,0 +1,99 @@
+//! Dependencies point one way: `demo-server -> reactor -> timerfd-sys`.
+//! Nothing below knows about what is above it, no product crate pulls in
+//! an async runtime or a comparison peer, and the shared test helpers are
+//! only ever a dev-dependency. Read from `cargo metadata` (manifests only,
+//! no build) and from the root `Cargo.lock`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// `(package, dependency, kind)` for every workspace package; kind is
+/// `normal`, `dev` or `build`.
+fn edges() -> Vec<(String, String, String)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(repo())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut edges = Vec::new();
+    for p in meta["packages"].as_array().unwrap() {
+        for d in p["dependencies"].as_array().unwrap() {
+            let kind = d["kind"].as_str().unwrap_or("normal").to_string();
+            let name = d["name"].as_str().unwrap().to_string();
+            edges.push((p["name"].as_str().unwrap().to_string(), name, kind));
+        }
+    }
+    edges
+}
+
+fn normal_deps(edges: &[(String, String, String)], package: &str) -> BTreeSet<String> {
+    edges
+        .iter()
+        .filter(|(p, _, k)| p == package && k == "normal")
+        .map(|(_, d, _)| d.clone())
+        .collect()
+}
+
+/// Crates that must never be a product dependency: async runtimes and the
+/// peers the benchmarks compare against.
+const FORBIDDEN: [&str; 9] =
+    ["tokio", "async-std", "smol", "futures", "mio", "nix", "timerfd", "axum", "calloop"];
+
+#[test]
+fn dependencies_point_one_way() {
+    let edges = edges();
+    let ours = ["timerfd-sys", "reactor", "demo-server"];
+    let sys = normal_deps(&edges, "timerfd-sys");
+    assert!(ours.iter().all(|o| !sys.contains(*o)), "timerfd-sys depends on {sys:?}");
+    let reactor = normal_deps(&edges, "reactor");
+    assert!(reactor.contains("timerfd-sys"), "{reactor:?}");
+    assert!(!reactor.contains("demo-server"), "the reactor knows about HTTP: {reactor:?}");
+    let server = normal_deps(&edges, "demo-server");
+    assert!(server.contains("reactor") && server.contains("timerfd-sys"), "{server:?}");
+}
+
+#[test]
+fn no_product_crate_depends_on_a_runtime_or_a_peer() {
+    let edges = edges();
+    for product in ["timerfd-sys", "reactor", "demo-server"] {
+        for (p, d, kind) in &edges {
+            if p == product {
+                assert!(!FORBIDDEN.contains(&d.as_str()), "{p} has a {kind} dependency on {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn test_support_is_only_a_dev_dependency() {
+    let edges = edges();
+    for (p, d, kind) in &edges {
+        if d == "test-support" {
+            assert_eq!(kind, "dev", "{p} depends on test-support as {kind}");
+        }
+    }
+}
+
+#[test]
+fn the_workspace_lock_file_holds_no_peer_so_cargo_test_never_builds_one() {
+    let lock = std::fs::read_to_string(repo().join("Cargo.lock")).unwrap();
+    let names: BTreeSet<&str> =
+        lock.lines().filter_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"')).collect();
+    assert!(names.contains("reactor"), "not the workspace lock file");
+    for peer in FORBIDDEN {
+        assert!(
+            !names.contains(peer),
+            "{peer} is in Cargo.lock: `cargo test --workspace` would build it"
+        );
+    }
+}
