@@ -2,7 +2,7 @@
 //! another reactor's I/O callback. Run it with:
 //!
 //! ```text
-//! cargo run -p reactor --example nested
+//! cargo run -p timerfd-reactor --example nested
 //! ```
 //!
 //! The host never calls `turn(None)`: it waits on the reactor's fd and calls

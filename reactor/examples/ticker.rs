@@ -2,7 +2,7 @@
 //! on. Run it with:
 //!
 //! ```text
-//! cargo run -p reactor --example ticker
+//! cargo run -p timerfd-reactor --example ticker
 //! ```
 //!
 //! * `early` ticks every 20 ms and is dropped after its third tick: its

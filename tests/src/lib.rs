@@ -4,3 +4,9 @@
 //! timerfd-sys`), and the leak story holds end to end across the three
 //! crates. Helpers shared by every crate's tests are in `test-support`
 //! (`tests/support`).
+
+/// The workspace README's examples, compiled and run as doctests so they
+/// stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

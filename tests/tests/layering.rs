@@ -1,4 +1,5 @@
-//! Dependencies point one way: `demo-server -> reactor -> timerfd-sys`.
+//! Dependencies point one way: `demo-server -> reactor -> timerfd-sys` (the
+//! reactor's package is `timerfd-reactor`; its library keeps the short name).
 //! Nothing below knows about what is above it, no product crate pulls in
 //! an async runtime or a comparison peer, and the shared test helpers are
 //! only ever a dev-dependency. Read from `cargo metadata` (manifests only,
@@ -52,20 +53,20 @@ const FORBIDDEN: [&str; 9] =
 #[test]
 fn dependencies_point_one_way() {
     let edges = edges();
-    let ours = ["timerfd-sys", "reactor", "demo-server"];
+    let ours = ["timerfd-sys", "timerfd-reactor", "demo-server"];
     let sys = normal_deps(&edges, "timerfd-sys");
     assert!(ours.iter().all(|o| !sys.contains(*o)), "timerfd-sys depends on {sys:?}");
-    let reactor = normal_deps(&edges, "reactor");
+    let reactor = normal_deps(&edges, "timerfd-reactor");
     assert!(reactor.contains("timerfd-sys"), "{reactor:?}");
     assert!(!reactor.contains("demo-server"), "the reactor knows about HTTP: {reactor:?}");
     let server = normal_deps(&edges, "demo-server");
-    assert!(server.contains("reactor") && server.contains("timerfd-sys"), "{server:?}");
+    assert!(server.contains("timerfd-reactor") && server.contains("timerfd-sys"), "{server:?}");
 }
 
 #[test]
 fn no_product_crate_depends_on_a_runtime_or_a_peer() {
     let edges = edges();
-    for product in ["timerfd-sys", "reactor", "demo-server"] {
+    for product in ["timerfd-sys", "timerfd-reactor", "demo-server"] {
         for (p, d, kind) in &edges {
             if p == product {
                 assert!(!FORBIDDEN.contains(&d.as_str()), "{p} has a {kind} dependency on {d}");
@@ -89,7 +90,7 @@ fn the_workspace_lock_file_holds_no_peer_so_cargo_test_never_builds_one() {
     let lock = std::fs::read_to_string(repo().join("Cargo.lock")).unwrap();
     let names: BTreeSet<&str> =
         lock.lines().filter_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"')).collect();
-    assert!(names.contains("reactor"), "not the workspace lock file");
+    assert!(names.contains("timerfd-reactor"), "not the workspace lock file");
     for peer in FORBIDDEN {
         assert!(
             !names.contains(peer),

@@ -109,7 +109,7 @@ pub mod raw {
     pub const TFD_IOC_SET_TICKS: u32 = rustix::ioctl::opcode::write::<u64>(b'T', 0) as u32;
 }
 
-/// The README's example, compiled and run as a doctest so it stays true.
+/// The crate README's example, compiled and run as a doctest so it stays true.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
