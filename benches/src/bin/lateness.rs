@@ -43,11 +43,7 @@ impl Stats {
 }
 
 fn ns(t: ClockTime) -> u64 {
-    t.secs() as u64 * 1_000_000_000 + u64::from(t.nanos())
-}
-
-fn clock_time(ns: u64) -> ClockTime {
-    ClockTime::new((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32).unwrap()
+    t.as_nanos().expect("CLOCK_MONOTONIC is past its epoch")
 }
 
 fn reactor_run(mode: TimerMode, n: usize, period: Duration, secs: Duration) -> Stats {
@@ -60,7 +56,7 @@ fn reactor_run(mode: TimerMode, n: usize, period: Duration, secs: Duration) -> S
         let first = t0 + (i as u64 * p) / n as u64;
         let s = samples.clone();
         let mut ticks = 0u64;
-        let exp = Expiration::EveryAt { first: clock_time(first), period };
+        let exp = Expiration::EveryAt { first: ClockTime::from_nanos(first), period };
         timers.push(
             r.add_timer(mode, exp, move |_, k| {
                 ticks += k;

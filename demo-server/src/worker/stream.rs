@@ -15,13 +15,13 @@ use crate::sse;
 /// instead of one each (what timer slack and coalescing do in the kernel and
 /// in Go's runtime). The first heartbeat comes within one period.
 fn on_grid(period: Duration) -> Expiration {
-    let now = Clock::Monotonic.now();
-    let p = period.as_nanos().max(1);
-    let now_ns = now.secs().max(0) as u128 * 1_000_000_000 + u128::from(now.nanos());
-    let next = (now_ns / p + 1) * p;
-    match ClockTime::new((next / 1_000_000_000) as i64, (next % 1_000_000_000) as u32) {
-        Ok(first) => Expiration::EveryAt { first, period },
-        Err(_) => Expiration::every(period),
+    let p = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX).max(1);
+    match Clock::Monotonic.now().as_nanos() {
+        Some(now) => {
+            let first = ClockTime::from_nanos((now / p).saturating_add(1).saturating_mul(p));
+            Expiration::EveryAt { first, period }
+        }
+        None => Expiration::every(period),
     }
 }
 
