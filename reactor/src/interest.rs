@@ -27,6 +27,13 @@ impl Interest {
     /// Edge-triggered instead of level-triggered.
     #[doc(alias = "EPOLLET")]
     pub const EDGE: Interest = Interest(EventFlags::ET);
+    /// When several epoll instances watch one file (say, worker threads
+    /// each with a `dup` of one listening socket), wake one or more of them
+    /// instead of all. Only at registration: the kernel refuses to
+    /// [`modify`](crate::Io::modify) such a source (`EINVAL`), and the
+    /// registration then stays as it was.
+    #[doc(alias = "EPOLLEXCLUSIVE")]
+    pub const EXCLUSIVE: Interest = Interest(EventFlags::EXCLUSIVE);
 
     /// The epoll flags this interest registers.
     pub const fn flags(self) -> EventFlags {
@@ -65,6 +72,7 @@ impl fmt::Display for Interest {
             (EventFlags::OUT, "EPOLLOUT"),
             (EventFlags::RDHUP, "EPOLLRDHUP"),
             (EventFlags::ET, "EPOLLET"),
+            (EventFlags::EXCLUSIVE, "EPOLLEXCLUSIVE"),
         ];
         let mut sep = "";
         for (_, name) in names.iter().filter(|(flag, _)| self.0.contains(*flag)) {

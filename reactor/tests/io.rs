@@ -186,3 +186,16 @@ fn the_trace_shows_the_interest_actually_registered() {
         ]
     );
 }
+
+#[test]
+fn an_exclusive_registration_is_delivered_and_refuses_modify_unchanged() {
+    let r = Reactor::new().unwrap();
+    let (a, b) = pair();
+    let (log, cb) = recorder();
+    let io = r.add_io_borrowed(a.as_fd(), Interest::READABLE | Interest::EXCLUSIVE, cb).unwrap();
+    assert_eq!(io.modify(Interest::WRITABLE), Err(Error::Os(rustix::io::Errno::INVAL)));
+    rustix::io::write(&b, b"x").unwrap();
+    r.turn(Some(SOON)).unwrap();
+    assert!(log.borrow().iter().any(|r| r.is_readable()), "still registered as it was");
+    assert_eq!(format!("{}", Interest::READABLE | Interest::EXCLUSIVE), "EPOLLIN|EPOLLEXCLUSIVE");
+}

@@ -35,9 +35,13 @@ impl Worker {
     pub(super) fn listen(&mut self, reactor: &Reactor) -> Result<(), reactor::Error> {
         let Some(listener) = self.listener.clone() else { return Ok(()) };
         let me = self.me.clone();
-        self.listener_io = Some(reactor.add_io(listener, Interest::READABLE, move |ctx, _| {
-            with_worker(&me, |w| w.accept_ready(ctx))
-        })?);
+        // Exclusive: every worker watches a dup of the one listener, and a
+        // new connection should wake one of them, not all.
+        let interest = Interest::READABLE | Interest::EXCLUSIVE;
+        self.listener_io =
+            Some(reactor.add_io(listener, interest, move |ctx, _| {
+                with_worker(&me, |w| w.accept_ready(ctx))
+            })?);
         Ok(())
     }
 
