@@ -48,8 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 t.set(t.get() + 1);
             }
         });
-        // SAFETY: the reactor owns its epoll fd for its whole life, which the
-        // AsyncFd now owns; `as_raw_fd` always returns that same fd.
+        // The reactor owns its epoll fd for its whole life, which the AsyncFd
+        // now owns, and `as_raw_fd` always returns that same fd.
+        // SAFETY: register's contract, as said above.
         let guest = unsafe { AsyncFd::register(guest) }.map_err(std::io::Error::from)?;
         let driven = local.run_until(async {
             while fired.iter().any(|f| f.get() < 20) {

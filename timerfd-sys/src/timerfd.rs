@@ -170,8 +170,9 @@ impl TimerFd {
     #[doc(alias = "TFD_IOC_SET_TICKS", alias = "ioctl")]
     pub fn set_ticks(&self, ticks: NonZeroU64) -> Result<(), Error> {
         const SET_TICKS: Opcode = TFD_IOC_SET_TICKS as Opcode;
-        // SAFETY: TFD_IOC_SET_TICKS is `_IOW('T', 0, __u64)`: the kernel reads
-        // one u64 through the pointer `Setter` passes, and writes nothing.
+        // TFD_IOC_SET_TICKS is `_IOW('T', 0, __u64)`: the kernel reads one u64
+        // through the pointer `Setter` passes, and writes nothing.
+        // SAFETY: the opcode and the input type match, as said above.
         let rc = unsafe { ioctl(&self.fd, Setter::<SET_TICKS, u64>::new(ticks.get())) };
         match rc {
             Ok(()) => Ok(()),
