@@ -239,13 +239,14 @@ pub fn parse_eventpoll(fdinfo: &str) -> Vec<Watch> {
 
 /// An epoll event mask as names: `IN|RDHUP|ET`.
 pub fn events_name(mask: u32) -> String {
-    const NAMES: [(u32, &str); 8] = [
+    const NAMES: [(u32, &str); 9] = [
         (0x001, "IN"),
         (0x002, "PRI"),
         (0x004, "OUT"),
         (0x008, "ERR"),
         (0x010, "HUP"),
         (0x2000, "RDHUP"),
+        (1 << 28, "EXCLUSIVE"),
         (1 << 30, "ONESHOT"),
         (1 << 31, "ET"),
     ];
@@ -388,6 +389,7 @@ mod tests {
             ]
         );
         assert_eq!(events_name(0x2019), "IN|ERR|HUP|RDHUP");
+        assert_eq!(events_name(0x1000_0019), "IN|ERR|HUP|EXCLUSIVE");
         assert_eq!(events_name(0x8000_0019), "IN|ERR|HUP|ET");
         assert!(parse_eventpoll("pos: 0\nflags: 02\n").is_empty());
     }
