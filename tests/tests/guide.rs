@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use test_support::have;
+use test_support::text::masked_collapsed;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -70,12 +71,33 @@ fn go_tickers_make_no_timerfd_calls() {
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("timerfd calls: 0"), "{text}");
     assert!(text.contains("ticks received: 20"), "{text}");
+    // The guide's excerpt, down to the strace summary (whose rows change
+    // from run to run), is what the script prints now.
+    let guide = std::fs::read_to_string(repo().join("docs/GUIDE.md")).unwrap();
+    let excerpt = guide
+        .split("```console\n$ scripts/go-ticker-strace.sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/GUIDE.md has the go-ticker-strace.sh excerpt");
+    let head = |t: &str| -> Vec<String> {
+        let upto = t
+            .lines()
+            .position(|l| l.starts_with("what the runtime waits with"))
+            .map_or(0, |i| i + 1);
+        t.lines().take(upto).map(test_support::text::mask).collect()
+    };
+    let (want, got) = (head(excerpt), head(&text));
+    assert!(!want.is_empty(), "the excerpt lost its summary line");
+    assert_eq!(
+        want, got,
+        "docs/GUIDE.md's go-ticker-strace.sh excerpt is stale; the script prints:\n{text}"
+    );
 }
 
 /// The console excerpt in docs/GUIDE.md must be what `trace-path.sh`
-/// prints today, once the fields that differ from run to run are masked:
-/// every number (pids, fds, times, tokens, byte counts) becomes `N`, and a
-/// heartbeat repeated a run-dependent number of times counts once. A stale
+/// prints today, once the fields that differ from run to run are masked
+/// (`test_support::text`): every number becomes `N`, and a heartbeat
+/// repeated a run-dependent number of times counts once. A stale
 /// guide (say, a syscall the code no longer makes the same way) fails here;
 /// regenerate the excerpt with `scripts/trace-path.sh`.
 fn guide_shows_what_the_script_prints(script_output: &str) {
@@ -84,41 +106,9 @@ fn guide_shows_what_the_script_prints(script_output: &str) {
     let excerpt = guide.split(start).nth(1).and_then(|rest| rest.split("\n```").next());
     let excerpt = excerpt.expect("docs/GUIDE.md has the trace-path.sh console excerpt");
     let printed = script_output.split("\nfull logs in").next().unwrap_or(script_output);
-    let (want, got) = (masked(excerpt), masked(printed));
+    let (want, got) = (masked_collapsed(excerpt), masked_collapsed(printed));
     assert_eq!(
         want, got,
         "docs/GUIDE.md's trace-path.sh excerpt is stale; the script now prints:\n{printed}"
     );
-}
-
-/// Numbers masked, trailing spaces and blank lines dropped, and a block of
-/// one to three lines that repeats the block before it dropped.
-fn masked(text: &str) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
-        let mut out = String::with_capacity(line.len());
-        let mut in_number = false;
-        for c in line.chars() {
-            if c.is_ascii_digit() {
-                if !in_number {
-                    out.push('N');
-                }
-                in_number = true;
-            } else {
-                in_number = false;
-                out.push(c);
-            }
-        }
-        // Column padding that strace adds after a call varies with its width.
-        let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
-        lines.push(out);
-        for period in 1..=3 {
-            let n = lines.len();
-            if n >= 2 * period && lines[n - period..] == lines[n - 2 * period..n - period] {
-                lines.truncate(n - period);
-                break;
-            }
-        }
-    }
-    lines
 }

@@ -9,11 +9,13 @@
 //! | [`wait`] | bounded polling for a condition |
 //! | [`server`] | a `demo-server` child per test, killed when its handle drops |
 //! | [`http`] | one-request loopback HTTP clients |
+//! | [`text`] | comparing a doc's excerpt with a command's output, volatile fields masked |
 
 pub mod alloc;
 pub mod fds;
 pub mod http;
 pub mod server;
+pub mod text;
 pub mod tool;
 pub mod wait;
 
