@@ -15,7 +15,10 @@ pub struct Stats {
     pub io_sources: usize,
     /// Live signal sources.
     pub signal_sources: usize,
-    /// 1 once [`Reactor::waker`](crate::Reactor::waker) has been called.
+    /// 1 once the reactor's eventfd exists: made by the first
+    /// [`Reactor::waker`](crate::Reactor::waker), by a
+    /// [`defer`](crate::Reactor::defer) from outside a turn, or by a panic
+    /// that left events for the next turn.
     pub wakers: usize,
     /// Timers (either mode) kept alive by `detach()`, with no handle left.
     pub detached_timers: usize,
