@@ -13,9 +13,7 @@ use std::time::Duration;
 
 mod output;
 
-#[cfg(test)]
-use output::json_str;
-pub use output::watch;
+pub use output::{FdReport, Report, TimerReport, WatchReport, watch};
 
 /// What an fd is, from its `/proc/PID/fd` link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -401,6 +399,35 @@ mod tests {
         assert_eq!(FdKind::from_link("anon_inode:[timerfd]"), FdKind::Timerfd);
         assert_eq!(FdKind::from_link("/dev/null"), FdKind::File);
         assert_eq!(FdKind::from_link("anon_inode:[io_uring]"), FdKind::Other);
-        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    #[test]
+    fn the_json_report_round_trips_awkward_names() {
+        let odd = "/tmp/a \"quoted\"\\ name\nwith a newline";
+        let snap = Snapshot {
+            pid: 7,
+            name: "tab\there".into(),
+            threads: 1,
+            fd_size: 64,
+            nofile_soft: Some(256),
+            nofile_hard: None,
+            fds: vec![FdEntry {
+                fd: 3,
+                target: odd.into(),
+                kind: FdKind::File,
+                ino: None,
+                timer: None,
+                watches: Vec::new(),
+            }],
+            vanished: 0,
+        };
+        let json = snap.to_json();
+        assert!(!json.contains('\n'), "one line: {json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["fds"][0]["target"], odd);
+        assert_eq!(v["name"], "tab\there");
+        assert_eq!(v["nofile_hard"], serde_json::Value::Null);
+        assert_eq!(v["by_kind"]["file"], 1);
+        assert!(v["fds"][0].get("timer").is_none());
     }
 }

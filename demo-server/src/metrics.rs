@@ -1,5 +1,5 @@
 //! Counters shared by every worker, rendered as Prometheus text (format
-//! 0.0.4) for `/metrics` and as JSON for `/stream/stats`.
+//! 0.0.4) for `/metrics` and as [`Snapshot`]s for `/stream/stats`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -9,6 +9,7 @@ use reactor::Stats;
 
 use crate::census::Census;
 use crate::http::{Route, Status};
+use crate::stats::{ByMode, History, PerRoute, Snapshot};
 
 /// Stream routes, in the order of the per-route arrays.
 pub const STREAM_ROUTES: [Route; 3] = [Route::Fixed, Route::Leaky, Route::Stats];
@@ -51,6 +52,8 @@ pub struct Metrics {
     workers: Vec<Mutex<Stats>>,
     /// The fd census, refreshed by its own thread.
     census: Option<Arc<Census>>,
+    /// The dashboard's history of snapshots.
+    history: Mutex<History>,
 }
 
 fn route_index(route: Route) -> usize {
@@ -293,38 +296,51 @@ impl Metrics {
         out
     }
 
-    /// One JSON line for `/stream/stats`.
-    pub fn snapshot_json(&self, unix_ms: u128) -> String {
+    /// The server now, as `/stream/stats` sends it.
+    pub fn snapshot(&self, unix_ms: u64) -> Snapshot {
         let census = self.census();
         let fds = census.counts;
         let r = self.reactor_totals();
         let (fixed, leaky) = (Route::Fixed, Route::Leaky);
-        format!(
-            concat!(
-                "{{\"t\":{},\"census_age_ms\":{},\"open_fds\":{},\"max_fds\":{},\"timerfds\":{},",
-                "\"streams\":{{\"fixed\":{},\"leaky\":{}}},",
-                "\"timers_by_route\":{{\"fixed\":{},\"leaky\":{}}},",
-                "\"orphans\":{{\"fixed\":{},\"leaky\":{}}},",
-                "\"timers_by_mode\":{{\"dedicated\":{},\"shared\":{}}},",
-                "\"wakeups\":{},\"expirations\":{},\"heartbeats\":{},\"connections\":{}}}"
+        let per_route = |f: u64, l: u64| PerRoute { fixed: f, leaky: l };
+        Snapshot {
+            t: unix_ms,
+            census_age_ms: census.age().as_millis() as u64,
+            open_fds: fds.open as u64,
+            max_fds: fds.max,
+            timerfds: fds.timerfds as u64,
+            streams: per_route(self.active(fixed), self.active(leaky)),
+            timers_by_route: per_route(
+                self.active(fixed) + self.orphans(fixed),
+                self.active(leaky) + self.orphans(leaky),
             ),
-            unix_ms,
-            census.age().as_millis(),
-            fds.open,
-            fds.max,
-            fds.timerfds,
-            self.active(fixed),
-            self.active(leaky),
-            self.active(fixed) + self.orphans(fixed),
-            self.active(leaky) + self.orphans(leaky),
-            self.orphans(fixed),
-            self.orphans(leaky),
-            r.dedicated_timers,
-            r.shared_timers,
-            r.wakeups,
-            r.timer_expirations,
-            self.heartbeats.load(Relaxed),
-            self.connections.load(Relaxed),
-        )
+            orphans: per_route(self.orphans(fixed), self.orphans(leaky)),
+            timers_by_mode: ByMode {
+                dedicated: r.dedicated_timers as u64,
+                shared: r.shared_timers as u64,
+            },
+            wakeups: r.wakeups,
+            expirations: r.timer_expirations,
+            heartbeats: self.heartbeats.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+        }
+    }
+
+    /// Take a snapshot and add it to the history (worker 0 does, every
+    /// [`stats::PERIOD`](crate::stats::PERIOD)).
+    pub fn record(&self, unix_ms: u64) {
+        let s = self.snapshot(unix_ms);
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).record(s);
+    }
+
+    /// The latest recorded snapshot.
+    pub fn latest(&self) -> Snapshot {
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).latest()
+    }
+
+    /// The `history` event for a new `/stream/stats` subscriber, at most
+    /// `budget` bytes when it can be.
+    pub fn history_event(&self, budget: usize) -> Vec<u8> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).event(budget)
     }
 }

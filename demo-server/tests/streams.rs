@@ -188,3 +188,48 @@ fn no_leaky_turns_the_route_off() {
     assert_eq!(server.metric("reactor_detached_timers"), 0.0);
     drop(open_stream(server.addr, "fixed"));
 }
+
+/// Read from `s` (bounded by its read timeout) until `text` holds `n` events.
+fn read_events(s: &mut TcpStream, n: usize) -> String {
+    let mut text = String::new();
+    let mut buf = [0u8; 16 * 1024];
+    while text.matches("\n\n").count() < n {
+        let k = s.read(&mut buf).expect("an event within the read timeout");
+        assert!(k > 0, "stream ended: {text}");
+        text.push_str(std::str::from_utf8(&buf[..k]).unwrap());
+    }
+    text
+}
+
+#[test]
+fn the_stats_stream_says_shared_timers_and_starts_with_the_history() {
+    let server = Server::start(&["--interval", "50ms"]);
+    drop(open_stream(server.addr, "leaky"));
+    // Worker 0 records a snapshot every 500 ms whether or not anyone
+    // watches: wait for two that show the orphan.
+    assert!(wait_until(SOON, || server.metric("demo_server_orphan_timers{route=\"leaky\"}") == 1.0));
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(SOON)).unwrap();
+    write!(s, "GET /stream/stats HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, true).status, 200);
+    let text = read_events(&mut s, 3);
+    let mut events = text.split("\n\n");
+    let hello = events.next().unwrap();
+    let hello: serde_json::Value =
+        serde_json::from_str(hello.rsplit("data: ").next().unwrap()).unwrap();
+    assert_eq!(hello["route"], "stats");
+    assert_eq!(hello["timer_mode"], "shared", "stats run on the shared housekeeping timer");
+    assert_eq!(hello["interval_ms"], 500);
+    let history = events.next().unwrap();
+    let data = history.strip_prefix("event: history\ndata: ").expect(history);
+    let history: serde_json::Value = serde_json::from_str(data).unwrap();
+    let points = history["points"].as_array().unwrap();
+    assert!(points.len() >= 2, "a fresh subscriber gets the past: {history}");
+    let leaky = history["columns"].as_array().unwrap().iter().position(|c| c == "leaky_orphans");
+    assert_eq!(points.last().unwrap()[leaky.unwrap()], 1, "{history}");
+    let live = events.next().unwrap();
+    let live: serde_json::Value = serde_json::from_str(live.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(live["orphans"]["leaky"], 1);
+    assert!(live["t"].as_u64() >= points.last().unwrap()[0].as_u64());
+}

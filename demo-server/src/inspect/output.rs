@@ -1,8 +1,11 @@
 //! What `inspect` prints: the human report, the JSON report, and the
 //! `--watch` lines.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
+
+use serde::Serialize;
 
 use super::{FdKind, InspectError, Snapshot, events_name, snapshot};
 
@@ -79,71 +82,123 @@ impl Snapshot {
         o
     }
 
-    /// The machine report.
-    pub fn to_json(&self) -> String {
-        let opt = |v: Option<u64>| v.map_or("null".to_string(), |n| n.to_string());
-        let mut o = String::new();
-        let _ = write!(
-            o,
-            "{{\"pid\":{},\"name\":{},\"threads\":{},\"fd_size\":{},\"nofile_soft\":{},\"nofile_hard\":{},\"open\":{},\"vanished\":{},\"by_kind\":{{",
-            self.pid,
-            json_str(&self.name),
-            self.threads,
-            self.fd_size,
-            opt(self.nofile_soft),
-            opt(self.nofile_hard),
-            self.fds.len(),
-            self.vanished
-        );
-        let kinds: Vec<String> =
-            FdKind::ALL.iter().map(|k| format!("\"{}\":{}", k.name(), self.count(*k))).collect();
-        o.push_str(&kinds.join(","));
-        o.push_str("},\"fds\":[");
-        for (i, e) in self.fds.iter().enumerate() {
-            if i > 0 {
-                o.push(',');
-            }
-            let _ = write!(
-                o,
-                "{{\"fd\":{},\"kind\":\"{}\",\"target\":{}",
-                e.fd,
-                e.kind.name(),
-                json_str(&e.target)
-            );
-            if let Some(t) = &e.timer {
-                let _ = write!(
-                    o,
-                    ",\"timer\":{{\"clock\":\"{}\",\"abstime\":{},\"cancel_on_set\":{},\"remaining_ns\":{},\"interval_ns\":{},\"ticks\":{}}}",
-                    t.clock,
-                    t.abstime,
-                    t.cancel_on_set,
-                    t.remaining.as_nanos(),
-                    t.interval.as_nanos(),
-                    t.ticks
-                );
-            }
-            if e.kind == FdKind::Eventpoll {
-                let watches: Vec<String> = e
-                    .watches
-                    .iter()
-                    .map(|w| {
-                        let kind = self
-                            .resolve(w)
-                            .map_or("null".to_string(), |t| format!("\"{}\"", t.kind.name()));
-                        format!(
-                            "{{\"fd\":{},\"events\":\"{}\",\"kind\":{kind}}}",
-                            w.fd,
-                            events_name(w.events)
-                        )
-                    })
-                    .collect();
-                let _ = write!(o, ",\"watches\":[{}]", watches.join(","));
-            }
-            o.push('}');
+    /// The machine report, as a value to serialize.
+    pub fn report(&self) -> Report<'_> {
+        let fds = self
+            .fds
+            .iter()
+            .map(|e| FdReport {
+                fd: e.fd,
+                kind: e.kind.name(),
+                target: &e.target,
+                timer: e.timer.as_ref().map(|t| TimerReport {
+                    clock: &t.clock,
+                    abstime: t.abstime,
+                    cancel_on_set: t.cancel_on_set,
+                    remaining_ns: t.remaining.as_nanos() as u64,
+                    interval_ns: t.interval.as_nanos() as u64,
+                    ticks: t.ticks,
+                }),
+                watches: (e.kind == FdKind::Eventpoll).then(|| {
+                    e.watches
+                        .iter()
+                        .map(|w| WatchReport {
+                            fd: w.fd,
+                            events: events_name(w.events),
+                            kind: self.resolve(w).map(|t| t.kind.name()),
+                        })
+                        .collect()
+                }),
+            })
+            .collect();
+        Report {
+            pid: self.pid,
+            name: &self.name,
+            threads: self.threads,
+            fd_size: self.fd_size,
+            nofile_soft: self.nofile_soft,
+            nofile_hard: self.nofile_hard,
+            open: self.fds.len(),
+            vanished: self.vanished,
+            by_kind: FdKind::ALL.iter().map(|k| (k.name(), self.count(*k))).collect(),
+            fds,
         }
-        o.push_str("]}");
-        o
     }
+
+    /// The machine report, as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.report()).unwrap_or_default()
+    }
+}
+
+/// `inspect --json`: a [`Snapshot`] as JSON.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    /// The process.
+    pub pid: u32,
+    /// Its name.
+    pub name: &'a str,
+    /// Its threads.
+    pub threads: u64,
+    /// `FDSize:` from status.
+    pub fd_size: u64,
+    /// Soft `RLIMIT_NOFILE`, `null` for unlimited.
+    pub nofile_soft: Option<u64>,
+    /// Hard `RLIMIT_NOFILE`, `null` for unlimited.
+    pub nofile_hard: Option<u64>,
+    /// Open fds.
+    pub open: usize,
+    /// Fds that closed while being read.
+    pub vanished: usize,
+    /// Fds per kind, every kind present.
+    pub by_kind: BTreeMap<&'static str, usize>,
+    /// Every fd, by number.
+    pub fds: Vec<FdReport<'a>>,
+}
+
+/// One fd in a [`Report`].
+#[derive(Debug, Serialize)]
+pub struct FdReport<'a> {
+    /// Its number.
+    pub fd: i32,
+    /// Its kind's name.
+    pub kind: &'static str,
+    /// Its link target.
+    pub target: &'a str,
+    /// For a timerfd, its setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer: Option<TimerReport<'a>>,
+    /// For an eventpoll, its watches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watches: Option<Vec<WatchReport>>,
+}
+
+/// A timerfd's setting in a [`Report`].
+#[derive(Debug, Serialize)]
+pub struct TimerReport<'a> {
+    /// The clock's name.
+    pub clock: &'a str,
+    /// `TFD_TIMER_ABSTIME`.
+    pub abstime: bool,
+    /// `TFD_TIMER_CANCEL_ON_SET`.
+    pub cancel_on_set: bool,
+    /// `it_value` in nanoseconds; 0 when disarmed.
+    pub remaining_ns: u64,
+    /// `it_interval` in nanoseconds; 0 for a one-shot.
+    pub interval_ns: u64,
+    /// Expirations not yet read.
+    pub ticks: u64,
+}
+
+/// An epoll watch in a [`Report`].
+#[derive(Debug, Serialize)]
+pub struct WatchReport {
+    /// The watched fd number.
+    pub fd: i32,
+    /// The event mask as names (`IN|RDHUP`).
+    pub events: String,
+    /// The watched fd's kind, `null` if it is not in the fd table.
+    pub kind: Option<&'static str>,
 }
 
 /// `inspect --watch`: one line per `every` with totals, deltas and growth
@@ -196,21 +251,4 @@ pub fn watch(
         prev = Some((snap, now));
         std::thread::sleep(every);
     }
-}
-
-pub(super) fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
