@@ -134,7 +134,7 @@ fn spawn_server(o: &Options) -> Result<ServerChild, String> {
 /// Wait (bounded) until the server has noticed every closed stream.
 fn settle(control: &mut Control, route: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    let sample = format!("sse_streams_active{{route=\"{route}\"}}");
+    let sample = format!("demo_server_streams_active{{route=\"{route}\"}}");
     while Instant::now() < deadline {
         if control.metric(&sample).is_ok_and(|v| v == 0.0) {
             return;

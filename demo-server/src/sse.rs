@@ -40,7 +40,12 @@ pub struct Hello {
 
 impl Hello {
     /// The hello of a stream on `route`, every `interval`, from a timer in `mode`.
-    pub fn new(route: Route, interval: Duration, mode: TimerMode, resumed_from: Option<u64>) -> Hello {
+    pub fn new(
+        route: Route,
+        interval: Duration,
+        mode: TimerMode,
+        resumed_from: Option<u64>,
+    ) -> Hello {
         Hello {
             route: route.label(),
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
@@ -103,7 +108,7 @@ pub const SHUTDOWN: &[u8] =
 /// (`serde_json` writes no newline, so the payload is one line).
 pub fn json_event(out: &mut Vec<u8>, event: Option<&str>, value: &impl Serialize) {
     if let Some(name) = event {
-        let _ = write!(out, "event: {name}\n");
+        let _ = writeln!(out, "event: {name}");
     }
     out.extend_from_slice(b"data: ");
     let _ = serde_json::to_writer(&mut *out, value);
@@ -135,7 +140,8 @@ mod tests {
     #[test]
     fn opening_has_retry_then_an_event() {
         let mut out = Vec::new();
-        let hello = Hello::new(Route::Leaky, Duration::from_millis(100), TimerMode::Shared, Some(9));
+        let hello =
+            Hello::new(Route::Leaky, Duration::from_millis(100), TimerMode::Shared, Some(9));
         opening(&mut out, &hello);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("retry: 2000\nevent: hello\ndata: {"));

@@ -260,7 +260,7 @@ fn the_dashboard_in_headless_chromium_opens_and_closes_streams() {
     assert!(browser.wait_text("srv-orphans", "8", SOON * 2), "the leaky line stays up: 8 orphans");
     assert_eq!(browser.text("srv-leaky-timers"), "8");
     assert_eq!(browser.text("srv-fixed-timers"), "0");
-    assert_eq!(server.metric("sse_orphan_timers{route=\"leaky\"}"), 8.0);
+    assert_eq!(server.metric("demo_server_orphan_timers{route=\"leaky\"}"), 8.0);
 }
 
 /// Standard base64, as DevTools returns screenshots.
