@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -201,17 +201,63 @@ pub struct WatchReport {
     pub kind: Option<&'static str>,
 }
 
+/// How a `--watch` line differs from the one before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Deltas {
+    /// Change in open fds.
+    pub open: i64,
+    /// Change in timerfds.
+    pub timerfds: i64,
+    /// Change in sockets.
+    pub sockets: i64,
+    /// Open fds gained per second since the line before.
+    pub open_per_s: f64,
+}
+
+/// One `inspect --watch --json` line: when, how it changed, and the report.
+#[derive(Debug, Serialize)]
+pub struct WatchLine<'a> {
+    /// When the snapshot was taken: milliseconds since the Unix epoch.
+    pub t_unix_ms: u64,
+    /// Seconds since the watch started.
+    pub elapsed_s: f64,
+    /// Changes since the line before (zeros on the first line).
+    pub deltas: Deltas,
+    /// The snapshot, as `inspect --json` prints it.
+    #[serde(flatten)]
+    pub report: Report<'a>,
+}
+
+fn deltas(now: &Snapshot, before: Option<&(Snapshot, Instant)>, at: Instant) -> Deltas {
+    let Some((p, t)) = before else { return Deltas::default() };
+    let diff = |k: FdKind| now.count(k) as i64 - p.count(k) as i64;
+    let open = now.fds.len() as i64 - p.fds.len() as i64;
+    let secs = at.duration_since(*t).as_secs_f64();
+    Deltas {
+        open,
+        timerfds: diff(FdKind::Timerfd),
+        sockets: diff(FdKind::Socket),
+        open_per_s: if secs > 0.0 { open as f64 / secs } else { 0.0 },
+    }
+}
+
 /// `inspect --watch`: one line per `every` with totals, deltas and growth
-/// rate, until the process exits (then `Ok`). `json` prints one JSON
-/// snapshot per line instead.
+/// rate, until the process exits (then `Ok`). `json` prints one
+/// [`WatchLine`] per line instead.
+///
+/// Lines keep a fixed cadence: line k is due at start + k × `every`, so the
+/// time a snapshot takes (tens of milliseconds with 10,000 fds) is not
+/// added to the wait. A snapshot slower than `every` skips the ticks it
+/// overran rather than firing a burst to catch up.
 pub fn watch(
     pid: u32,
     every: Duration,
     json: bool,
     out: &mut impl std::io::Write,
 ) -> Result<(), InspectError> {
-    let start = std::time::Instant::now();
-    let mut prev: Option<(Snapshot, std::time::Instant)> = None;
+    let start = Instant::now();
+    let mut due = start;
+    let mut prev: Option<(Snapshot, Instant)> = None;
     loop {
         let snap = match snapshot(pid) {
             Ok(s) => s,
@@ -221,34 +267,43 @@ pub fn watch(
             }
             Err(e) => return Err(e),
         };
-        let now = std::time::Instant::now();
+        let now = Instant::now();
+        let d = deltas(&snap, prev.as_ref(), now);
         let line = if json {
-            snap.to_json()
-        } else {
-            let (open, tfd) = (snap.fds.len() as i64, snap.count(FdKind::Timerfd) as i64);
-            let (d_open, d_tfd, rate) = match &prev {
-                Some((p, t)) => {
-                    let d = open - p.fds.len() as i64;
-                    (
-                        d,
-                        tfd - p.count(FdKind::Timerfd) as i64,
-                        d as f64 / now.duration_since(*t).as_secs_f64(),
-                    )
-                }
-                None => (0, 0, 0.0),
+            let t_unix_ms =
+                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let line = WatchLine {
+                t_unix_ms,
+                elapsed_s: now.duration_since(start).as_secs_f64(),
+                deltas: d,
+                report: snap.report(),
             };
+            serde_json::to_string(&line).unwrap_or_default()
+        } else {
             format!(
-                "{:>8.1}s  fds {open:>6} ({d_open:+}, {rate:+.1}/s)  timerfds {tfd:>6} ({d_tfd:+})  sockets {:>5}  epoll {}  usage {:.1}%",
-                start.elapsed().as_secs_f64(),
+                "{:>8.1}s  fds {:>6} ({:+}, {:+.1}/s)  timerfds {:>6} ({:+})  sockets {:>5}  epoll {}  usage {:.1}%",
+                now.duration_since(start).as_secs_f64(),
+                snap.fds.len(),
+                d.open,
+                d.open_per_s,
+                snap.count(FdKind::Timerfd),
+                d.timerfds,
                 snap.count(FdKind::Socket),
                 snap.count(FdKind::Eventpoll),
                 snap.usage_ratio().unwrap_or(0.0) * 100.0
             )
         };
-        if writeln!(out, "{line}").is_err() {
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
             return Ok(()); // stdout closed (a pipe into head): stop quietly
         }
         prev = Some((snap, now));
-        std::thread::sleep(every);
+        due += every;
+        let now = Instant::now();
+        if due < now {
+            // Overran: the next tick on the grid that is still ahead.
+            let behind = now.duration_since(due).as_nanos() / every.as_nanos().max(1) + 1;
+            due += every * behind as u32;
+        }
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
     }
 }
