@@ -105,6 +105,7 @@ fn pages_and_head() {
     assert_eq!(page.status, 200);
     assert!(page.header("content-type").unwrap().starts_with("text/html"));
     assert!(page.body.contains("new EventSource(\"/stream/stats\")"));
+    assert!(page.body.contains("<link rel=\"icon\" href=\"data:,\">"), "no favicon request");
     let metrics = get(server.addr, "/metrics");
     assert_eq!(metrics.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
 
