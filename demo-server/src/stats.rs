@@ -1,5 +1,5 @@
 //! What `/stream/stats` sends the dashboard: a [`Snapshot`] every
-//! [`PERIOD`](crate::stats::PERIOD), and, first thing on connect, the
+//! [`PERIOD`], and, first thing on connect, the
 //! [`History`] of the last [`HISTORY_SPAN`] of them, so that a page opened
 //! on a server that has been leaking for minutes shows the climb at once,
 //! not an empty chart.
