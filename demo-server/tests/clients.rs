@@ -357,7 +357,10 @@ fn the_dashboard_at_1280_and_400_px_shows_the_servers_numbers_its_history_and_th
         assert!(same, "{width}px: the page's numbers are the server's");
 
         // One point per snapshot, each series, in time order with no gap.
-        std::thread::sleep(Duration::from_millis(1200)); // a few more live snapshots for the picture
+        // A few more live snapshots: they join the history's points.
+        let before = browser.eval("dashboard.points.length").as_u64().unwrap();
+        assert!(wait_until(SOON, || browser.eval("dashboard.points.length").as_u64()
+            >= Some(before + 2)));
         let chart: Value = browser.eval(
             "({ n: dashboard.points.length, drawn: dashboard.drawn, \
                steps: dashboard.points.slice(1).map((p, i) => p.t - dashboard.points[i].t) })",

@@ -214,36 +214,45 @@ fn read_events(s: &mut TcpStream, n: usize) -> String {
     text
 }
 
-#[test]
-fn the_stats_stream_says_shared_timers_and_starts_with_the_history() {
-    let server = Server::start(&["--interval", "50ms"]);
-    drop(open_stream(server.addr, "leaky"));
-    // Worker 0 records a snapshot every 500 ms whether or not anyone
-    // watches: wait for two that show the orphan.
-    assert!(wait_until(SOON, || server.metric("demo_server_orphan_timers{route=\"leaky\"}") == 1.0));
-    std::thread::sleep(Duration::from_millis(1100));
+/// Subscribe to `/stream/stats`: its hello, its history and its first
+/// live snapshot, as JSON.
+fn subscribe(server: &Server) -> [serde_json::Value; 3] {
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(SOON)).unwrap();
     write!(s, "GET /stream/stats HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut s, true).status, 200);
     let text = read_events(&mut s, 3);
     let mut events = text.split("\n\n");
-    let hello = events.next().unwrap();
-    let hello: serde_json::Value =
-        serde_json::from_str(hello.rsplit("data: ").next().unwrap()).unwrap();
+    let hello = events.next().unwrap().rsplit("data: ").next().unwrap();
+    let history = events.next().unwrap();
+    let history = history.strip_prefix("event: history\ndata: ").expect(history);
+    let live = events.next().unwrap();
+    let live = live.strip_prefix("data: ").expect(live);
+    [hello, history, live].map(|j| serde_json::from_str(j).unwrap())
+}
+
+#[test]
+fn the_stats_stream_says_shared_timers_and_starts_with_the_history() {
+    let server = Server::start(&["--interval", "50ms"]);
+    drop(open_stream(server.addr, "leaky"));
+    // Worker 0 records a snapshot every 500 ms whether or not anyone
+    // watches: a new subscriber soon gets a past that shows the orphan.
+    let orphans = |h: &serde_json::Value| {
+        let col = h["columns"].as_array().unwrap().iter().position(|c| c == "leaky_orphans");
+        h["points"].as_array().unwrap().last().map(|p| p[col.unwrap()].clone())
+    };
+    let mut got = subscribe(&server);
+    let past = wait_until(SOON * 2, || {
+        got = subscribe(&server);
+        got[1]["points"].as_array().unwrap().len() >= 2 && orphans(&got[1]) == Some(1.into())
+    });
+    let [hello, history, live] = got;
+    assert!(past, "a fresh subscriber gets the past: {history}");
     assert_eq!(hello["route"], "stats");
     assert_eq!(hello["timer_mode"], "shared", "stats run on the shared housekeeping timer");
     assert_eq!(hello["interval_ms"], 500);
-    let history = events.next().unwrap();
-    let data = history.strip_prefix("event: history\ndata: ").expect(history);
-    let history: serde_json::Value = serde_json::from_str(data).unwrap();
-    let points = history["points"].as_array().unwrap();
-    assert!(points.len() >= 2, "a fresh subscriber gets the past: {history}");
-    let leaky = history["columns"].as_array().unwrap().iter().position(|c| c == "leaky_orphans");
-    assert_eq!(points.last().unwrap()[leaky.unwrap()], 1, "{history}");
-    let live = events.next().unwrap();
-    let live: serde_json::Value =
-        serde_json::from_str(live.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(history["period_ms"], 500);
     assert_eq!(live["orphans"]["leaky"], 1);
-    assert!(live["t"].as_u64() >= points.last().unwrap()[0].as_u64());
+    let last_t = history["points"].as_array().unwrap().last().unwrap()[0].as_u64();
+    assert!(live["t"].as_u64() >= last_t, "live after the history: {live}");
 }
