@@ -99,10 +99,19 @@ pub fn heartbeat(buf: &mut [u8; 160], route: Route, seq: u64, expirations: u64) 
 /// 204 No Content, and stop reconnecting for good.
 pub const SHUTDOWN_RETRY_MS: u32 = 250;
 
+/// The `shutdown` event's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shutdown {
+    /// Why the stream ends.
+    pub reason: &'static str,
+}
+
 /// The last event of a stream ended by a server shutdown; its `retry:` is
 /// [`SHUTDOWN_RETRY_MS`].
-pub const SHUTDOWN: &[u8] =
-    b"retry: 250\nevent: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n";
+pub fn shutdown(out: &mut Vec<u8>) {
+    let _ = writeln!(out, "retry: {SHUTDOWN_RETRY_MS}");
+    json_event(out, Some("shutdown"), &Shutdown { reason: "server shutting down" });
+}
 
 /// A value as one JSON `data:` event, named `event` unless `None`
 /// (`serde_json` writes no newline, so the payload is one line).
@@ -133,8 +142,15 @@ mod tests {
 
     #[test]
     fn the_shutdown_event_asks_for_a_quick_reconnect() {
-        let text = std::str::from_utf8(SHUTDOWN).unwrap();
-        assert!(text.starts_with(&format!("retry: {SHUTDOWN_RETRY_MS}\nevent: shutdown\n")));
+        let mut out = Vec::new();
+        shutdown(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "retry: {SHUTDOWN_RETRY_MS}\nevent: shutdown\ndata: {{\"reason\":\"server shutting down\"}}\n\n"
+            )
+        );
     }
 
     #[test]
