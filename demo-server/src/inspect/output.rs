@@ -217,9 +217,9 @@ pub struct Deltas {
 /// One `inspect --watch --json` line: when, how it changed, and the report.
 #[derive(Debug, Serialize)]
 pub struct WatchLine<'a> {
-    /// When the snapshot was taken: milliseconds since the Unix epoch.
+    /// When the snapshot began: milliseconds since the Unix epoch.
     pub t_unix_ms: u64,
-    /// Seconds since the watch started.
+    /// Seconds from the watch's start to this snapshot's.
     pub elapsed_s: f64,
     /// Changes since the line before (zeros on the first line).
     pub deltas: Deltas,
@@ -259,6 +259,10 @@ pub fn watch(
     let mut due = start;
     let mut prev: Option<(Snapshot, Instant)> = None;
     loop {
+        // A line's time is when its snapshot began: on the grid, whatever
+        // the snapshot then takes.
+        let now = Instant::now();
+        let wall = SystemTime::now();
         let snap = match snapshot(pid) {
             Ok(s) => s,
             Err(InspectError::NoProcess(_)) if prev.is_some() => {
@@ -267,11 +271,9 @@ pub fn watch(
             }
             Err(e) => return Err(e),
         };
-        let now = Instant::now();
         let d = deltas(&snap, prev.as_ref(), now);
         let line = if json {
-            let t_unix_ms =
-                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let t_unix_ms = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
             let line = WatchLine {
                 t_unix_ms,
                 elapsed_s: now.duration_since(start).as_secs_f64(),
