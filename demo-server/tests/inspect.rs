@@ -201,7 +201,7 @@ fn watch_zero_is_refused_not_silently_changed() {
 fn watch_keeps_its_cadence_with_10000_fds() {
     // This process holds 10,000 fds (dups of /dev/null): a snapshot of it
     // takes about 130 ms, which used to be added to every interval (a 1 s
-    // watch printed every 1.13 s).
+    // watch printed every 1.1 s).
     let room = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     if room.unwrap_or(u64::MAX) < 11_000 {
         println!("SKIPPED: RLIMIT_NOFILE {room:?} is below 11,000");
