@@ -137,8 +137,12 @@ impl Worker {
         if stats_subscribers.is_empty() {
             return;
         }
+        let latest = self.metrics.latest();
+        if latest.t == 0 {
+            return; // worker 0 has recorded nothing yet
+        }
         let mut event = Vec::new();
-        sse::json_event(&mut event, None, &self.metrics.latest());
+        sse::json_event(&mut event, None, &latest);
         for (key, _) in self.stats_subscribers.clone() {
             if self.conns[key].send(&event, max).is_err() {
                 self.close(key);
