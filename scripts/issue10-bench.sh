@@ -76,7 +76,7 @@ slow)
   pids+=($!)
   for t in 2 4 6 8 10 12; do
     sleep 2
-    active=$(curl -s "http://$addr/metrics" | sed -n 's/^sse_streams_active{route="fixed"} //p')
+    active=$(curl -s "http://$addr/metrics" | sed -n 's/^demo_server_streams_active{route="fixed"} //p')
     echo "t=${t}s: $(rss), $active streams"
   done
   ;;

@@ -6,13 +6,14 @@
 //! that worker for as long, and a client that pipelined scrapes could stall
 //! them for seconds. So one `fd-census` thread takes the census every
 //! [`PERIOD`] into a shared [`Reading`]; `/metrics` and `/stream/stats`
-//! only copy the latest one (O(1)) and export its age, so a reader can tell
+//! only copy the latest one (O(1)) and export its age. The process
+//! collector's numbers (`/proc/self/stat`) are read with it, for the same reason, so a reader can tell
 //! how fresh the numbers are.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::procfs::FdCounts;
+use crate::procfs::{FdCounts, ProcessStats};
 
 /// How often the census thread counts the fds.
 pub const PERIOD: Duration = Duration::from_millis(500);
@@ -22,11 +23,18 @@ pub const PERIOD: Duration = Duration::from_millis(500);
 pub struct Reading {
     /// What `/proc/self/fd` held.
     pub counts: FdCounts,
+    /// What `/proc/self/stat` said (`None` if it could not be read).
+    pub process: Option<ProcessStats>,
     /// When it was read.
     pub taken: Instant,
 }
 
 impl Reading {
+    /// Read both now.
+    pub fn take() -> Reading {
+        Reading { counts: FdCounts::read(), process: ProcessStats::read(), taken: Instant::now() }
+    }
+
     /// How old the reading is now.
     pub fn age(&self) -> Duration {
         self.taken.elapsed()
@@ -57,12 +65,12 @@ impl Census {
 
     /// A census read once, with no thread (for tools and tests).
     pub fn now() -> Census {
-        Census { latest: Mutex::new(Reading { counts: FdCounts::read(), taken: Instant::now() }) }
+        Census { latest: Mutex::new(Reading::take()) }
     }
 
     /// Count again, now, on the calling thread.
     pub fn refresh(&self) {
-        let reading = Reading { counts: FdCounts::read(), taken: Instant::now() };
+        let reading = Reading::take();
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = reading;
     }
 

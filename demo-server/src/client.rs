@@ -79,7 +79,7 @@ impl Control {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
-    /// One sample of `/metrics`, like `sse_streams_active{route="leaky"}`.
+    /// One sample of `/metrics`, like `demo_server_streams_active{route="leaky"}`.
     pub fn metric(&mut self, sample: &str) -> std::io::Result<f64> {
         let text = self.metrics()?;
         text.lines()

@@ -134,11 +134,20 @@ pub enum SettingError {
     },
     /// `leak-demo`: the `--svg` file cannot be written.
     Svg(std::path::PathBuf, String),
+    /// `inspect --watch` below [`MIN_WATCH`] (zero included).
+    WatchTooShort(Duration),
 }
+
+/// The shortest `inspect --watch` interval: a snapshot of a large process
+/// takes milliseconds, so a shorter period would be all snapshot.
+pub const MIN_WATCH: Duration = Duration::from_millis(10);
 
 impl std::fmt::Display for SettingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            SettingError::WatchTooShort(d) => {
+                write!(f, "--watch must be at least {MIN_WATCH:?}, like 1s (it was {d:?})")
+            }
             SettingError::IntervalTooShort(d) => {
                 write!(f, "--interval must be at least {MIN_INTERVAL:?} (it was {d:?})")
             }

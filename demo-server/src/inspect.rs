@@ -13,9 +13,7 @@ use std::time::Duration;
 
 mod output;
 
-#[cfg(test)]
-use output::json_str;
-pub use output::watch;
+pub use output::{Deltas, FdReport, Report, TimerReport, WatchLine, WatchReport, watch};
 
 /// What an fd is, from its `/proc/PID/fd` link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,7 +161,7 @@ impl std::fmt::Display for InspectError {
             InspectError::NoProcess(pid) => write!(f, "no process {pid} (it may have exited)"),
             InspectError::Permission(pid) => write!(
                 f,
-                "permission denied reading /proc/{pid}/fd: run as the process's user or as root"
+                "permission denied reading /proc/{pid}/fd: run as the process's user, or as root with CAP_SYS_PTRACE"
             ),
             InspectError::Io(pid, e) => write!(f, "reading /proc/{pid}: {e}"),
         }
@@ -265,7 +263,8 @@ pub fn parse_nofile(limits: &str) -> (Option<u64>, Option<u64>) {
     (next(), next())
 }
 
-fn classify_io(pid: u32, e: &std::io::Error) -> InspectError {
+/// The error for a failed read under `/proc/PID`.
+pub fn classify_io(pid: u32, e: &std::io::Error) -> InspectError {
     match e.kind() {
         std::io::ErrorKind::NotFound => InspectError::NoProcess(pid),
         std::io::ErrorKind::PermissionDenied => InspectError::Permission(pid),
@@ -291,13 +290,20 @@ pub fn snapshot(pid: u32) -> Result<Snapshot, InspectError> {
         let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        // Either read may fail because the fd closed meanwhile: count it, move on.
-        let (Ok(target), Ok(info)) = (
-            std::fs::read_link(entry.path()),
-            std::fs::read_to_string(format!("{proc}/fdinfo/{fd}")),
-        ) else {
-            vanished += 1;
-            continue;
+        // Either read may fail because the fd closed meanwhile (ENOENT):
+        // count it, move on. Any other failure is the answer for every fd
+        // (EACCES: the directory is listable, say with CAP_DAC_OVERRIDE,
+        // but its links need ptrace access), so it ends the snapshot.
+        let read = std::fs::read_link(entry.path()).and_then(|target| {
+            Ok((target, std::fs::read_to_string(format!("{proc}/fdinfo/{fd}"))?))
+        });
+        let (target, info) = match read {
+            Ok(both) => both,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                vanished += 1;
+                continue;
+            }
+            Err(e) => return Err(classify_io(pid, &e)),
         };
         let target = target.to_string_lossy().into_owned();
         let kind = FdKind::from_link(&target);
@@ -403,6 +409,45 @@ mod tests {
         assert_eq!(FdKind::from_link("anon_inode:[timerfd]"), FdKind::Timerfd);
         assert_eq!(FdKind::from_link("/dev/null"), FdKind::File);
         assert_eq!(FdKind::from_link("anon_inode:[io_uring]"), FdKind::Other);
-        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    #[test]
+    fn io_errors_map_to_what_the_user_can_do() {
+        use std::io::{Error, ErrorKind};
+        let denied = classify_io(1, &Error::from(ErrorKind::PermissionDenied));
+        assert_eq!(denied, InspectError::Permission(1));
+        assert!(denied.to_string().contains("permission denied"));
+        assert_eq!(classify_io(2, &Error::from(ErrorKind::NotFound)), InspectError::NoProcess(2));
+        assert!(matches!(classify_io(3, &Error::other("x")), InspectError::Io(3, _)));
+    }
+
+    #[test]
+    fn the_json_report_round_trips_awkward_names() {
+        let odd = "/tmp/a \"quoted\"\\ name\nwith a newline";
+        let snap = Snapshot {
+            pid: 7,
+            name: "tab\there".into(),
+            threads: 1,
+            fd_size: 64,
+            nofile_soft: Some(256),
+            nofile_hard: None,
+            fds: vec![FdEntry {
+                fd: 3,
+                target: odd.into(),
+                kind: FdKind::File,
+                ino: None,
+                timer: None,
+                watches: Vec::new(),
+            }],
+            vanished: 0,
+        };
+        let json = snap.to_json();
+        assert!(!json.contains('\n'), "one line: {json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["fds"][0]["target"], odd);
+        assert_eq!(v["name"], "tab\there");
+        assert_eq!(v["nofile_hard"], serde_json::Value::Null);
+        assert_eq!(v["by_kind"]["file"], 1);
+        assert!(v["fds"][0].get("timer").is_none());
     }
 }

@@ -10,7 +10,8 @@
 //! | `conn` | one connection: buffers, timers, stream state |
 //! | `worker` | one reactor thread: its run loop, and one file each for accepting, refusing, deadlines, requests, streams and closing |
 //! | [`server`] | listeners, worker threads, signals, shutdown |
-//! | [`metrics`] | counters, `/metrics` text and `/stream/stats` JSON |
+//! | [`metrics`] | counters, and the `/metrics` text |
+//! | [`stats`] | `/stream/stats`: the dashboard's snapshots and their bounded history |
 //! | [`procfs`] | what `/proc/self` says about our fds |
 //! | [`census`] | the fd census thread: `/proc/self/fd` counted off the reactor threads |
 //! | [`leak_demo`] | `leak-demo`: the reproduction in one command, with a verdict |
@@ -49,6 +50,7 @@ pub mod metrics;
 pub mod procfs;
 pub mod server;
 pub mod sse;
+pub mod stats;
 mod worker;
 
 /// The dashboard: one HTML file, inline script and style, no build step.

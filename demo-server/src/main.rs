@@ -102,7 +102,8 @@ fn leak_demo(args: LeakDemoArgs) -> ExitCode {
 struct InspectArgs {
     /// The process to look at.
     pid: u32,
-    /// Print a line every interval (like 1s) with totals, deltas and growth rate.
+    /// Print a line every interval (like 1s; 10ms at least) with totals, deltas and growth rate,
+    /// on a fixed cadence: the snapshot's own time is not added to the wait.
     #[arg(long, value_parser = parse_duration)]
     watch: Option<Duration>,
     /// Machine-readable output.
@@ -112,13 +113,12 @@ struct InspectArgs {
 
 fn inspect(args: InspectArgs) -> ExitCode {
     use demo_server::inspect;
+    if let Some(every) = args.watch.filter(|d| *d < demo_server::config::MIN_WATCH) {
+        demo_server::errln!("demo-server inspect: {}", SettingError::WatchTooShort(every));
+        return ExitCode::from(2);
+    }
     let result = match args.watch {
-        Some(every) => inspect::watch(
-            args.pid,
-            every.max(Duration::from_millis(10)),
-            args.json,
-            &mut std::io::stdout(),
-        ),
+        Some(every) => inspect::watch(args.pid, every, args.json, &mut std::io::stdout()),
         None => inspect::snapshot(args.pid).map(|s| {
             demo_server::outln!("{}", if args.json { s.to_json() } else { s.render() });
         }),

@@ -1,14 +1,15 @@
 //! Counters shared by every worker, rendered as Prometheus text (format
-//! 0.0.4) for `/metrics` and as JSON for `/stream/stats`.
+//! 0.0.4) for `/metrics` and as [`Snapshot`]s for `/stream/stats`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use reactor::Stats;
+use reactor::{Stats, TimerMode};
 
 use crate::census::Census;
 use crate::http::{Route, Status};
+use crate::stats::{ByMode, History, PerRoute, Snapshot};
 
 /// Stream routes, in the order of the per-route arrays.
 pub const STREAM_ROUTES: [Route; 3] = [Route::Fixed, Route::Leaky, Route::Stats];
@@ -51,6 +52,14 @@ pub struct Metrics {
     workers: Vec<Mutex<Stats>>,
     /// The fd census, refreshed by its own thread.
     census: Option<Arc<Census>>,
+    /// The dashboard's history of snapshots.
+    history: Mutex<History>,
+    /// The heartbeat timer mode, for `demo_server_build_info`.
+    timer_mode: &'static str,
+}
+
+fn one_labeled(labels: String, value: &str) -> Vec<(String, String)> {
+    vec![(labels, value.to_string())]
 }
 
 fn route_index(route: Route) -> usize {
@@ -58,11 +67,16 @@ fn route_index(route: Route) -> usize {
 }
 
 impl Metrics {
-    /// Metrics for `workers` workers, with fd counts from `census`.
-    pub fn new(workers: usize, census: Arc<Census>) -> Metrics {
+    /// Metrics for `workers` workers whose heartbeats use `mode`, with fd
+    /// counts from `census`.
+    pub fn new(workers: usize, mode: TimerMode, census: Arc<Census>) -> Metrics {
         Metrics {
             workers: (0..workers).map(|_| Mutex::default()).collect(),
             census: Some(census),
+            timer_mode: match mode {
+                TimerMode::Dedicated => "dedicated",
+                TimerMode::Shared => "shared",
+            },
             ..Metrics::default()
         }
     }
@@ -135,13 +149,19 @@ impl Metrics {
         total
     }
 
-    /// The Prometheus text exposition, format 0.0.4. O(1): the fd counts
-    /// come from the census thread's latest reading.
+    /// Each worker's latest published stats, by worker index.
+    fn per_worker(&self) -> Vec<Stats> {
+        self.workers.iter().map(|w| *w.lock().unwrap_or_else(|p| p.into_inner())).collect()
+    }
+
+    /// The Prometheus text exposition, format 0.0.4; every family is listed
+    /// in `docs/METRICS.md`. O(1) in fds and connections: the fd counts and
+    /// the process numbers come from the census thread's latest reading.
     pub fn render(&self) -> String {
         let census = self.census();
         let fds = census.counts;
-        let r = self.reactor_totals();
-        let mut out = String::with_capacity(4096);
+        let workers = self.per_worker();
+        let mut out = String::with_capacity(8192);
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (labels, value) in samples {
@@ -160,6 +180,19 @@ impl Metrics {
                 })
                 .collect()
         };
+        let per_worker = |f: &dyn Fn(&Stats) -> String| -> Vec<(String, String)> {
+            workers.iter().enumerate().map(|(i, s)| (format!("{{worker=\"{i}\"}}"), f(s))).collect()
+        };
+
+        // The process collector's families, with its names and help texts.
+        if let Some(p) = census.process {
+            family(
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                &one(format!("{:.2}", p.cpu_seconds)),
+            );
+        }
         family(
             "process_open_fds",
             "gauge",
@@ -169,95 +202,144 @@ impl Metrics {
         family(
             "process_max_fds",
             "gauge",
-            "Maximum number of open file descriptors (soft RLIMIT_NOFILE).",
+            "Maximum number of open file descriptors.",
             &one(fds.max.to_string()),
         );
-        family(
-            "process_fd_usage_ratio",
-            "gauge",
-            "Open file descriptors divided by the soft limit.",
-            &one(format!("{:.6}", fds.usage_ratio())),
-        );
-        family(
-            "process_fd_census_age_seconds",
-            "gauge",
-            "Age of the fd census behind process_open_fds and timerfds_open (refreshed off the request path).",
-            &one(format!("{:.3}", census.age().as_secs_f64())),
-        );
-        family(
-            "timerfds_open",
-            "gauge",
-            "Timerfds open in this process, counted from /proc/self/fd.",
-            &one(fds.timerfds.to_string()),
-        );
+        if let Some(p) = census.process {
+            family(
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                &one(p.virtual_bytes.to_string()),
+            );
+            family(
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                &one(p.resident_bytes.to_string()),
+            );
+            family(
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                &one(format!("{:.2}", p.start_time_seconds)),
+            );
+        }
+
+        // The reactor layer: one series per worker.
         family(
             "reactor_timers_active",
             "gauge",
-            "Live reactor timers by mode (dedicated: one timerfd each; shared: heap entries on one timerfd).",
-            &[
-                ("{mode=\"dedicated\"}".into(), r.dedicated_timers.to_string()),
-                ("{mode=\"shared\"}".into(), r.shared_timers.to_string()),
-            ],
+            "Live reactor timers by worker and mode (dedicated: one timerfd each; shared: heap entries on one timerfd).",
+            &workers
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| {
+                    [
+                        (
+                            format!("{{worker=\"{i}\",mode=\"dedicated\"}}"),
+                            s.dedicated_timers.to_string(),
+                        ),
+                        (
+                            format!("{{worker=\"{i}\",mode=\"shared\"}}"),
+                            s.shared_timers.to_string(),
+                        ),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        );
+        family(
+            "reactor_timerfds_open",
+            "gauge",
+            "Timerfds the reactor holds: one per dedicated timer, one for the shared heap.",
+            &per_worker(&|s| s.timerfds_open.to_string()),
         );
         family(
             "reactor_detached_timers",
             "gauge",
             "Timers kept alive by detach(), with no handle left.",
-            &one(r.detached_timers.to_string()),
+            &per_worker(&|s| s.detached_timers.to_string()),
         );
         family(
             "reactor_shared_heap_entries",
             "gauge",
-            "Entries in the shared-timer heaps, cancelled ones not yet collected included.",
-            &one(r.shared_heap_entries.to_string()),
-        );
-        family(
-            "sse_streams_active",
-            "gauge",
-            "Open event streams by route.",
-            &per_route(&self.streams_active, &STREAM_ROUTES),
-        );
-        family(
-            "sse_streams_total",
-            "counter",
-            "Event streams opened by route.",
-            &per_route(&self.streams_total, &STREAM_ROUTES),
-        );
-        family(
-            "sse_orphan_timers",
-            "gauge",
-            "Heartbeat timers still firing for a stream whose client is gone.",
-            &per_route(&self.orphans, &[Route::Fixed, Route::Leaky]),
-        );
-        family(
-            "sse_orphan_ticks_total",
-            "counter",
-            "Expirations of orphaned timers: wake-ups that served nobody.",
-            &one(self.orphan_ticks.load(Relaxed).to_string()),
-        );
-        family(
-            "sse_heartbeats_total",
-            "counter",
-            "Heartbeat events written to clients.",
-            &one(self.heartbeats.load(Relaxed).to_string()),
+            "Entries in the shared-timer heap, cancelled ones not yet collected included.",
+            &per_worker(&|s| s.shared_heap_entries.to_string()),
         );
         family(
             "reactor_wakeups_total",
             "counter",
-            "Returns from epoll_wait, over all workers.",
-            &one(r.wakeups.to_string()),
+            "Returns from epoll_wait.",
+            &per_worker(&|s| s.wakeups.to_string()),
         );
         family(
             "reactor_stale_events_total",
             "counter",
             "Events discarded because their source was dropped in the same batch.",
-            &one(r.stale_events.to_string()),
+            &per_worker(&|s| s.stale_events.to_string()),
         );
         family(
-            "timer_expirations_total",
+            "reactor_timer_expirations_total",
             "counter",
             "Timer expirations delivered to callbacks, missed ticks included.",
-            &one(r.timer_expirations.to_string()),
+            &per_worker(&|s| s.timer_expirations.to_string()),
+        );
+
+        // The demo server's own families.
+        family(
+            "demo_server_build_info",
+            "gauge",
+            "Always 1; the labels say which build and settings serve.",
+            &one_labeled(
+                format!(
+                    "{{version=\"{}\",timer_mode=\"{}\"}}",
+                    env!("CARGO_PKG_VERSION"),
+                    self.timer_mode
+                ),
+                "1",
+            ),
+        );
+        family(
+            "demo_server_fd_census_age_seconds",
+            "gauge",
+            "Age of the census behind process_open_fds, process_* and demo_server_timerfds_open (taken off the request path).",
+            &one(format!("{:.3}", census.age().as_secs_f64())),
+        );
+        family(
+            "demo_server_timerfds_open",
+            "gauge",
+            "Timerfds open in this process, counted from /proc/self/fd.",
+            &one(fds.timerfds.to_string()),
+        );
+        family(
+            "demo_server_streams_active",
+            "gauge",
+            "Open event streams by route.",
+            &per_route(&self.streams_active, &STREAM_ROUTES),
+        );
+        family(
+            "demo_server_streams_opened_total",
+            "counter",
+            "Event streams opened by route.",
+            &per_route(&self.streams_total, &STREAM_ROUTES),
+        );
+        family(
+            "demo_server_orphan_timers",
+            "gauge",
+            "Heartbeat timers still firing for a stream whose client is gone.",
+            &per_route(&self.orphans, &[Route::Fixed, Route::Leaky]),
+        );
+        family(
+            "demo_server_orphan_expirations_total",
+            "counter",
+            "Expirations of orphaned timers: wake-ups that served nobody.",
+            &one(self.orphan_ticks.load(Relaxed).to_string()),
+        );
+        family(
+            "demo_server_heartbeats_total",
+            "counter",
+            "Heartbeat events written to clients.",
+            &one(self.heartbeats.load(Relaxed).to_string()),
         );
         let responses: Vec<_> = Status::ALL
             .iter()
@@ -269,7 +351,7 @@ impl Metrics {
             })
             .collect();
         family(
-            "http_responses_total",
+            "demo_server_http_responses_total",
             "counter",
             "HTTP responses sent, by status code.",
             &responses,
@@ -283,9 +365,14 @@ impl Metrics {
                 )
             })
             .collect();
-        family("accept_errors_total", "counter", "accept() failures by reason.", &accept);
         family(
-            "http_connections_open",
+            "demo_server_accept_errors_total",
+            "counter",
+            "accept() failures by reason.",
+            &accept,
+        );
+        family(
+            "demo_server_connections_open",
             "gauge",
             "Client connections open now.",
             &one(self.connections.load(Relaxed).to_string()),
@@ -293,38 +380,51 @@ impl Metrics {
         out
     }
 
-    /// One JSON line for `/stream/stats`.
-    pub fn snapshot_json(&self, unix_ms: u128) -> String {
+    /// The server now, as `/stream/stats` sends it.
+    pub fn snapshot(&self, unix_ms: u64) -> Snapshot {
         let census = self.census();
         let fds = census.counts;
         let r = self.reactor_totals();
         let (fixed, leaky) = (Route::Fixed, Route::Leaky);
-        format!(
-            concat!(
-                "{{\"t\":{},\"census_age_ms\":{},\"open_fds\":{},\"max_fds\":{},\"timerfds\":{},",
-                "\"streams\":{{\"fixed\":{},\"leaky\":{}}},",
-                "\"timers_by_route\":{{\"fixed\":{},\"leaky\":{}}},",
-                "\"orphans\":{{\"fixed\":{},\"leaky\":{}}},",
-                "\"timers_by_mode\":{{\"dedicated\":{},\"shared\":{}}},",
-                "\"wakeups\":{},\"expirations\":{},\"heartbeats\":{},\"connections\":{}}}"
+        let per_route = |f: u64, l: u64| PerRoute { fixed: f, leaky: l };
+        Snapshot {
+            t: unix_ms,
+            census_age_ms: census.age().as_millis() as u64,
+            open_fds: fds.open as u64,
+            max_fds: fds.max,
+            timerfds: fds.timerfds as u64,
+            streams: per_route(self.active(fixed), self.active(leaky)),
+            timers_by_route: per_route(
+                self.active(fixed) + self.orphans(fixed),
+                self.active(leaky) + self.orphans(leaky),
             ),
-            unix_ms,
-            census.age().as_millis(),
-            fds.open,
-            fds.max,
-            fds.timerfds,
-            self.active(fixed),
-            self.active(leaky),
-            self.active(fixed) + self.orphans(fixed),
-            self.active(leaky) + self.orphans(leaky),
-            self.orphans(fixed),
-            self.orphans(leaky),
-            r.dedicated_timers,
-            r.shared_timers,
-            r.wakeups,
-            r.timer_expirations,
-            self.heartbeats.load(Relaxed),
-            self.connections.load(Relaxed),
-        )
+            orphans: per_route(self.orphans(fixed), self.orphans(leaky)),
+            timers_by_mode: ByMode {
+                dedicated: r.dedicated_timers as u64,
+                shared: r.shared_timers as u64,
+            },
+            wakeups: r.wakeups,
+            expirations: r.timer_expirations,
+            heartbeats: self.heartbeats.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+        }
+    }
+
+    /// Take a snapshot and add it to the history (worker 0 does, every
+    /// [`stats::PERIOD`](crate::stats::PERIOD)).
+    pub fn record(&self, unix_ms: u64) {
+        let s = self.snapshot(unix_ms);
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).record(s);
+    }
+
+    /// The latest recorded snapshot.
+    pub fn latest(&self) -> Snapshot {
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).latest()
+    }
+
+    /// The `history` event for a new `/stream/stats` subscriber, at most
+    /// `budget` bytes when it can be.
+    pub fn history_event(&self, budget: usize) -> Vec<u8> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).event(budget)
     }
 }

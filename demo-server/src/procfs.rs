@@ -1,10 +1,14 @@
-//! What the kernel says about this process's fds.
+//! What the kernel says about this process: its fds, and the numbers of
+//! the Prometheus process collector (CPU time, memory, start time).
 //!
 //! `/proc/self/fd` is read through a directory handle opened once, at
 //! start, and rewound for each count: at the fd limit, opening the directory
 //! anew would fail with EMFILE, and `/metrics` would report nothing exactly
-//! when it matters most. `readlink` needs no fd.
+//! when it matters most. `readlink` needs no fd. For the same reason
+//! `/proc/self/stat` is opened once and re-read with `pread` at offset 0,
+//! which makes the kernel generate it afresh.
 
+use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 
 use rustix::fs::{Dir, Mode, OFlags, open};
@@ -22,10 +26,67 @@ pub struct FdCounts {
 }
 
 static FD_DIR: Mutex<Option<Dir>> = Mutex::new(None);
+static STAT: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
-/// Open the `/proc/self/fd` handle now, while fds are plentiful.
+/// Open the `/proc/self/fd` and `/proc/self/stat` handles now, while fds
+/// are plentiful.
 pub fn init() {
     with_fd_dir(|_| ());
+    let _ = ProcessStats::read();
+}
+
+/// What the Prometheus process collector reports, from `/proc/self/stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessStats {
+    /// User plus system CPU time, in seconds (`utime + stime`).
+    pub cpu_seconds: f64,
+    /// Virtual memory size, in bytes (`vsize`).
+    pub virtual_bytes: u64,
+    /// Resident set size, in bytes (`rss` pages times the page size).
+    pub resident_bytes: u64,
+    /// Start time, in seconds since the Unix epoch (`starttime` after `btime`).
+    pub start_time_seconds: f64,
+}
+
+impl ProcessStats {
+    /// Read them now; `None` if `/proc/self/stat` cannot be read.
+    pub fn read() -> Option<ProcessStats> {
+        let mut guard = STAT.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+            *guard = open("/proc/self/stat", flags, Mode::empty()).ok();
+        }
+        let fd = guard.as_ref()?;
+        let mut buf = [0u8; 1024];
+        let n = rustix::io::pread(fd, &mut buf, 0).ok()?;
+        parse_stat(std::str::from_utf8(&buf[..n]).ok()?, boot_time()?)
+    }
+}
+
+/// `btime` from `/proc/stat`: the boot time, seconds since the Unix epoch.
+/// Read once: it does not change.
+fn boot_time() -> Option<u64> {
+    static BTIME: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *BTIME.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        stat.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+    })
+}
+
+/// Parse `/proc/PID/stat` (see proc_pid_stat(5)), given the boot time.
+pub fn parse_stat(stat: &str, btime: u64) -> Option<ProcessStats> {
+    // Fields after the parenthesised command name, from field 3 (state).
+    let after = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    let hz = rustix::param::clock_ticks_per_second().max(1) as f64;
+    let page = rustix::param::page_size() as u64;
+    Some(ProcessStats {
+        cpu_seconds: (num(11)? + num(12)?) as f64 / hz,
+        start_time_seconds: btime as f64 + num(19)? as f64 / hz,
+        virtual_bytes: num(20)?,
+        resident_bytes: num(21)?.saturating_mul(page),
+    })
 }
 
 fn with_fd_dir<T>(f: impl FnOnce(&mut Dir) -> T) -> Option<T> {
@@ -87,5 +148,24 @@ mod tests {
         // Other test threads may open or close fds meanwhile; the handle's own fd is counted.
         assert!(ours.open.abs_diff(listed) <= 4, "{ours:?} vs {listed}");
         assert!(ours.max > 0 && ours.usage_ratio() > 0.0);
+    }
+
+    #[test]
+    fn process_stats_are_this_process() {
+        let p = ProcessStats::read().expect("/proc/self/stat");
+        assert!(p.resident_bytes > 0 && p.virtual_bytes >= p.resident_bytes, "{p:?}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(p.start_time_seconds <= now + 1.0 && p.start_time_seconds > now - 3600.0, "{p:?}");
+        let sample = "1234 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0 1000 4096000 100 18446744073709551615";
+        let q = parse_stat(sample, 1_700_000_000).unwrap();
+        let hz = rustix::param::clock_ticks_per_second() as f64;
+        assert_eq!(q.cpu_seconds, 300.0 / hz);
+        assert_eq!(q.start_time_seconds, 1_700_000_000.0 + 1000.0 / hz);
+        assert_eq!(q.virtual_bytes, 4_096_000);
+        assert_eq!(q.resident_bytes, 100 * rustix::param::page_size() as u64);
+        assert_eq!(parse_stat("garbage", 0), None);
     }
 }

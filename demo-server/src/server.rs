@@ -155,7 +155,7 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     let cfg = Arc::new(cfg);
     let census = crate::census::Census::start(crate::census::PERIOD)
         .map_err(|e| ServeError::Worker(e.to_string()))?;
-    let metrics = Arc::new(Metrics::new(cfg.workers, census));
+    let metrics = Arc::new(Metrics::new(cfg.workers, cfg.timer_mode, census));
     let (tx, rx) = mpsc::channel::<Result<Waker, reactor::Error>>();
     let ended = Arc::new(AtomicBool::new(false));
     let main_waker = main.waker()?;

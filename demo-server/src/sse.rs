@@ -6,6 +6,9 @@
 use std::io::Write as _;
 use std::time::Duration;
 
+use reactor::TimerMode;
+use serde::Serialize;
+
 use crate::http::Route;
 
 /// The largest event id this server sends: 2^53 - 1, the largest integer
@@ -22,24 +25,60 @@ pub const RETRY_MS: u32 = 2000;
 /// would call `onopen` a second time.
 pub const HELLO: &str = "hello";
 
+/// The `hello` event's data: what the stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Hello {
+    /// The route's label (`fixed`, `leaky`, `stats`).
+    pub route: &'static str,
+    /// The period between events, in milliseconds.
+    pub interval_ms: u64,
+    /// The timer mode behind the events (`dedicated` or `shared`).
+    pub timer_mode: &'static str,
+    /// The `Last-Event-ID` the stream resumed from, if any.
+    pub resumed_from: Option<u64>,
+}
+
+impl Hello {
+    /// The hello of a stream on `route`, every `interval`, from a timer in `mode`.
+    pub fn new(
+        route: Route,
+        interval: Duration,
+        mode: TimerMode,
+        resumed_from: Option<u64>,
+    ) -> Hello {
+        Hello {
+            route: route.label(),
+            interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            timer_mode: match mode {
+                TimerMode::Dedicated => "dedicated",
+                TimerMode::Shared => "shared",
+            },
+            resumed_from,
+        }
+    }
+}
+
+/// One heartbeat's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Beat {
+    /// The stream's sequence number (also its `id:`).
+    pub seq: u64,
+    /// The route's label.
+    pub route: &'static str,
+    /// Expirations this wake-up delivered.
+    pub expirations: u64,
+    /// Ticks missed: `expirations - 1`.
+    pub missed: u64,
+}
+
 /// The first bytes of a stream, flushed with the response head: one event
 /// with a `retry:` field and a `hello` event that says what the stream is.
 /// The `retry:` is in the same block as the event, not a block of its own:
 /// some clients (httpx-sse) yield a block without data as an empty message.
-pub fn opening(
-    out: &mut Vec<u8>,
-    route: Route,
-    interval: Duration,
-    mode: &str,
-    resumed_from: Option<u64>,
-) {
-    let resumed = resumed_from.map_or_else(|| "null".to_string(), |n| n.to_string());
-    let _ = write!(
-        out,
-        "retry: {RETRY_MS}\nevent: {HELLO}\ndata: {{\"route\":\"{}\",\"interval_ms\":{},\"timer_mode\":\"{mode}\",\"resumed_from\":{resumed}}}\n\n",
-        route.label(),
-        interval.as_millis(),
-    );
+pub fn opening(out: &mut Vec<u8>, hello: &Hello) {
+    let _ = write!(out, "retry: {RETRY_MS}\nevent: {HELLO}\ndata: ");
+    let _ = serde_json::to_writer(&mut *out, hello);
+    out.extend_from_slice(b"\n\n");
 }
 
 /// One heartbeat: `id:` is the stream's sequence number; the data carries
@@ -47,12 +86,11 @@ pub fn opening(
 /// Written into a stack buffer: no allocation per heartbeat.
 pub fn heartbeat(buf: &mut [u8; 160], route: Route, seq: u64, expirations: u64) -> usize {
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(
-        cursor,
-        "id: {seq}\ndata: {{\"seq\":{seq},\"route\":\"{}\",\"expirations\":{expirations},\"missed\":{}}}\n\n",
-        route.label(),
-        expirations.saturating_sub(1),
-    );
+    let beat =
+        Beat { seq, route: route.label(), expirations, missed: expirations.saturating_sub(1) };
+    let _ = write!(cursor, "id: {seq}\ndata: ");
+    let _ = serde_json::to_writer(&mut cursor, &beat);
+    let _ = cursor.write_all(b"\n\n");
     cursor.position() as usize
 }
 
@@ -61,15 +99,28 @@ pub fn heartbeat(buf: &mut [u8; 160], route: Route, seq: u64, expirations: u64) 
 /// 204 No Content, and stop reconnecting for good.
 pub const SHUTDOWN_RETRY_MS: u32 = 250;
 
+/// The `shutdown` event's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shutdown {
+    /// Why the stream ends.
+    pub reason: &'static str,
+}
+
 /// The last event of a stream ended by a server shutdown; its `retry:` is
 /// [`SHUTDOWN_RETRY_MS`].
-pub const SHUTDOWN: &[u8] =
-    b"retry: 250\nevent: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n";
+pub fn shutdown(out: &mut Vec<u8>) {
+    let _ = writeln!(out, "retry: {SHUTDOWN_RETRY_MS}");
+    json_event(out, Some("shutdown"), &Shutdown { reason: "server shutting down" });
+}
 
-/// A JSON payload as one `data:` event (the payload must have no newline).
-pub fn data_event(out: &mut Vec<u8>, json: &str) {
+/// A value as one JSON `data:` event, named `event` unless `None`
+/// (`serde_json` writes no newline, so the payload is one line).
+pub fn json_event(out: &mut Vec<u8>, event: Option<&str>, value: &impl Serialize) {
+    if let Some(name) = event {
+        let _ = writeln!(out, "event: {name}");
+    }
     out.extend_from_slice(b"data: ");
-    out.extend_from_slice(json.as_bytes());
+    let _ = serde_json::to_writer(&mut *out, value);
     out.extend_from_slice(b"\n\n");
 }
 
@@ -91,18 +142,28 @@ mod tests {
 
     #[test]
     fn the_shutdown_event_asks_for_a_quick_reconnect() {
-        let text = std::str::from_utf8(SHUTDOWN).unwrap();
-        assert!(text.starts_with(&format!("retry: {SHUTDOWN_RETRY_MS}\nevent: shutdown\n")));
+        let mut out = Vec::new();
+        shutdown(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "retry: {SHUTDOWN_RETRY_MS}\nevent: shutdown\ndata: {{\"reason\":\"server shutting down\"}}\n\n"
+            )
+        );
     }
 
     #[test]
     fn opening_has_retry_then_an_event() {
         let mut out = Vec::new();
-        opening(&mut out, Route::Leaky, Duration::from_millis(100), "shared", Some(9));
+        let hello =
+            Hello::new(Route::Leaky, Duration::from_millis(100), TimerMode::Shared, Some(9));
+        opening(&mut out, &hello);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("retry: 2000\nevent: hello\ndata: {"));
         assert_eq!(text.matches("\n\n").count(), 1, "one block: {text}");
         assert!(text.contains("\"interval_ms\":100") && text.contains("\"resumed_from\":9"));
+        assert!(text.contains("\"timer_mode\":\"shared\""));
         assert!(text.ends_with("}\n\n"));
     }
 }

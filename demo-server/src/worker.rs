@@ -60,13 +60,15 @@ const LINGER: Duration = Duration::from_secs(2);
 /// 204: four retry periods.
 const RECONNECT_WINDOW: Duration = Duration::from_millis(4 * sse::SHUTDOWN_RETRY_MS as u64);
 /// How often `/stream/stats` subscribers get a snapshot.
-const STATS_PERIOD: Duration = Duration::from_millis(500);
+const STATS_PERIOD: Duration = crate::stats::PERIOD;
 
 const HOUSEKEEPING: TimerMode = TimerMode::Shared;
 const CLIENT: Interest = Interest::READABLE.union(Interest::RDHUP);
 
 pub(crate) struct Worker {
     me: Weak<RefCell<Worker>>,
+    /// Which worker this is (worker 0 records the stats history).
+    index: usize,
     cfg: Arc<Config>,
     metrics: Arc<Metrics>,
     conns: Slab<Conn>,
@@ -110,6 +112,7 @@ pub(crate) fn run(
     let worker = Rc::new_cyclic(|me| {
         RefCell::new(Worker {
             me: me.clone(),
+            index,
             cfg: cfg.clone(),
             metrics: metrics.clone(),
             conns: Slab::new(),

@@ -86,6 +86,11 @@ impl Drop for TempDir {
 
 impl Browser {
     fn launch() -> Browser {
+        Browser::launch_with(&[])
+    }
+
+    /// Launch with extra command-line switches.
+    fn launch_with(extra: &[&str]) -> Browser {
         // One profile per browser: tests in this binary run in parallel.
         static LAUNCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = LAUNCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -104,6 +109,7 @@ impl Browser {
                 "--disable-sync",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdout(Stdio::null())
@@ -149,6 +155,26 @@ impl Browser {
                 return v["result"].clone();
             }
         }
+    }
+
+    /// Evaluate `expr`, awaiting it if it is a promise.
+    fn eval_async(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expr, "returnByValue": true, "awaitPromise": true }),
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// Save a PNG of the page under target/tmp and print its path.
+    fn screenshot(&mut self, name: &str) -> PathBuf {
+        let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }));
+        let png = base64_decode(shot["data"].as_str().unwrap());
+        assert!(png.starts_with(b"\x89PNG"));
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        std::fs::write(&path, png).unwrap();
+        println!("screenshot: {}", path.display());
+        path
     }
 
     fn eval(&mut self, expr: &str) -> Value {
@@ -229,17 +255,6 @@ fn the_dashboard_in_headless_chromium_opens_and_closes_streams() {
         "the page's EventSources received no heartbeat"
     );
 
-    // A picture for humans, next to the build: target/tmp/dashboard.png.
-    browser.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({ "width": 1100, "height": 1000, "deviceScaleFactor": 1, "mobile": false }),
-    );
-    std::thread::sleep(Duration::from_millis(1500)); // let the chart gather a few points for the picture
-    let shot = browser.call("Page.captureScreenshot", json!({ "format": "png" }));
-    let png = base64_decode(shot["data"].as_str().unwrap());
-    assert!(png.starts_with(b"\x89PNG"));
-    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png"), png).unwrap();
-
     browser.eval("document.getElementById('close-fixed').click()");
     browser.eval("document.getElementById('close-leaky').click()");
     assert_eq!(browser.text("page-fixed"), "0");
@@ -248,7 +263,204 @@ fn the_dashboard_in_headless_chromium_opens_and_closes_streams() {
     assert!(browser.wait_text("srv-orphans", "8", SOON * 2), "the leaky line stays up: 8 orphans");
     assert_eq!(browser.text("srv-leaky-timers"), "8");
     assert_eq!(browser.text("srv-fixed-timers"), "0");
-    assert_eq!(server.metric("sse_orphan_timers{route=\"leaky\"}"), 8.0);
+    assert_eq!(server.metric("demo_server_orphan_timers{route=\"leaky\"}"), 8.0);
+}
+
+/// The pixels of the chart's canvas that are the leaky line's red
+/// (#cf222e), give or take antialiasing.
+const LEAKY_PIXELS: &str = r#"(() => {
+  const c = document.getElementById("chart"), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4)
+    if (Math.abs(d[i] - 207) < 24 && Math.abs(d[i + 1] - 34) < 24 && Math.abs(d[i + 2] - 46) < 24 && d[i + 3] > 200) n++;
+  return n;
+})()"#;
+
+/// Read `/stream/stats` until its history event: the points the server holds.
+fn server_history_len(addr: std::net::SocketAddr) -> usize {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(SOON)).unwrap();
+    s.write_all(b"GET /stream/stats HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 16 * 1024];
+    while !text.contains("event: history\ndata: ")
+        || !text.split("event: history\ndata: ").nth(1).unwrap().contains("\n\n")
+    {
+        let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+        assert!(n > 0, "{text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let data = text.split("event: history\ndata: ").nth(1).unwrap().split("\n\n").next().unwrap();
+    let v: Value = serde_json::from_str(data).unwrap();
+    v["points"].as_array().unwrap().len()
+}
+
+#[test]
+fn the_dashboard_at_1280_and_400_px_shows_the_servers_numbers_its_history_and_the_leaky_line() {
+    if !have("chromium") {
+        return;
+    }
+    let mut server = Server::start(&["--interval", "200ms"]);
+    // Leak 6 timers before any page exists: a fresh page must show them.
+    drop((0..6).map(|_| open_stream(server.addr, "leaky")).collect::<Vec<_>>());
+    assert!(wait_until(SOON, || server.metric("demo_server_orphan_timers{route=\"leaky\"}") == 6.0));
+    assert!(
+        wait_until(SOON, || server_history_len(server.addr) >= 4),
+        "the server records history"
+    );
+    let mut browser = Browser::launch();
+    for width in [1280, 400] {
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": 1100, "deviceScaleFactor": 1, "mobile": width < 600 }),
+        );
+        browser.call("Page.navigate", json!({ "url": format!("http://{}/", server.addr) }));
+        assert!(
+            wait_until(Duration::from_secs(20), || browser.text("srv-orphans") == "6"),
+            "{width}px: no live snapshot: {}",
+            browser.text("status")
+        );
+        // The history arrived with the first snapshot: no empty chart.
+        let drawn = browser.eval("dashboard.drawn.leaky").as_u64().unwrap();
+        assert!(drawn >= 4, "{width}px: a fresh page draws the past at once, drew {drawn}");
+        let server_points = server_history_len(server.addr) as i64;
+        let page_points = browser.eval("dashboard.points.length").as_i64().unwrap();
+        assert!(
+            (page_points - server_points).abs() <= 3,
+            "page {page_points}, server {server_points}"
+        );
+
+        // Its numbers are the server's.
+        let same = wait_until(SOON, || {
+            let pairs = [
+                ("srv-orphans", "demo_server_orphan_timers{route=\"leaky\"}"),
+                ("srv-leaky", "demo_server_streams_active{route=\"leaky\"}"),
+                ("srv-fixed", "demo_server_streams_active{route=\"fixed\"}"),
+                ("srv-timerfds", "demo_server_timerfds_open"),
+            ];
+            pairs.iter().all(|(id, metric)| browser.text(id) == server.metric(metric).to_string())
+                && browser.text("srv-fds").split(" / ").nth(1)
+                    == Some(&server.metric("process_max_fds").to_string())
+        });
+        assert!(same, "{width}px: the page's numbers are the server's");
+
+        // One point per snapshot, each series, in time order with no gap.
+        // A few more live snapshots: they join the history's points.
+        let before = browser.eval("dashboard.points.length").as_u64().unwrap();
+        assert!(wait_until(SOON, || browser.eval("dashboard.points.length").as_u64()
+            >= Some(before + 2)));
+        let chart: Value = browser.eval(
+            "({ n: dashboard.points.length, drawn: dashboard.drawn, \
+               steps: dashboard.points.slice(1).map((p, i) => p.t - dashboard.points[i].t) })",
+        );
+        let n = chart["n"].as_u64().unwrap();
+        for key in ["fds", "tfd", "orph", "fixed", "leaky"] {
+            assert_eq!(chart["drawn"][key].as_u64(), Some(n), "{width}px: {key}: {chart}");
+        }
+        let steps: Vec<u64> =
+            chart["steps"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert!(
+            steps.iter().all(|d| (1..=1000).contains(d)),
+            "{width}px: snapshot times {steps:?}"
+        );
+
+        // The leaky line is drawn last: red pixels, not hidden under the orphans.
+        // (A line 2.5 px thick over extentPx px is about 2.5 × extentPx red
+        // pixels; under the orphans band it would be almost none.)
+        let red = browser.eval(LEAKY_PIXELS).as_f64().unwrap();
+        let extent = browser.eval("dashboard.extentPx").as_f64().unwrap();
+        assert!(
+            extent > 20.0 && red >= 1.5 * extent,
+            "{width}px: {red} red pixels over {extent} px"
+        );
+        let overflow = browser.eval("document.documentElement.scrollWidth").as_u64().unwrap();
+        assert!(overflow <= width, "{width}px: the page is {overflow}px wide");
+        browser.screenshot(&format!("dashboard-{width}.png"));
+    }
+    assert_eq!(
+        server.metric("demo_server_http_responses_total{code=\"404\"}"),
+        0.0,
+        "no favicon request 404s"
+    );
+
+    // An outage: the page says so, and the numbers stop looking live.
+    server.signal(Signal::TERM);
+    assert!(server.wait_exit(SOON).is_some());
+    assert!(
+        wait_until(SOON, || browser.eval("document.body.classList.contains('disconnected')")
+            == json!(true)),
+        "the page noticed the server is gone"
+    );
+    assert!(browser.text("conn").starts_with("Disconnected from the server"));
+    let weight =
+        browser.eval("getComputedStyle(document.getElementById('srv-orphans')).fontWeight");
+    assert_eq!(weight, json!("400"), "stale numbers are not bold");
+    browser.screenshot("dashboard-disconnected.png");
+}
+
+#[test]
+fn off_loopback_the_dashboard_holds_only_the_streams_the_browser_can_open() {
+    if !have("chromium") {
+        return;
+    }
+    let server = Server::start(&["--interval", "200ms"]);
+    // lan.test resolves to 127.0.0.1 for this browser only: the page sees a
+    // host name that is not loopback, the traffic stays on loopback.
+    let mut browser = Browser::launch_with(&["--host-resolver-rules=MAP lan.test 127.0.0.1"]);
+    let url = format!("http://lan.test:{}/", server.addr.port());
+    browser.call("Page.navigate", json!({ "url": url }));
+    assert!(wait_until(Duration::from_secs(20), || browser.text("srv-fixed") == "0"));
+    browser.eval("document.getElementById('count').value = '10'");
+    browser.eval("document.getElementById('open-fixed').click()");
+    assert_eq!(browser.text("page-fixed"), "4", "at most 4: 6 per host, one is the stats stream");
+    assert!(
+        browser.text("limit-note").contains("not a loopback name"),
+        "{}",
+        browser.text("limit-note")
+    );
+    assert!(browser.wait_text("srv-fixed", "4", SOON * 2), "the server has what the page says");
+    assert!(browser.wait_text("page-pending", "0", SOON), "none left pending");
+    // And a connection is still free for the page's own requests.
+    let status = browser.eval_async(
+        "Promise.race([fetch('/metrics').then(r => r.status), new Promise(r => setTimeout(() => r('hung'), 5000))])",
+    );
+    assert_eq!(status, json!(200));
+}
+
+#[test]
+fn near_the_fd_limit_the_dashboard_warns_and_draws_the_limit() {
+    if !have("chromium") {
+        return;
+    }
+    let server = Server::start_with_fd_limit(60, &["--interval", "1s", "--max-conns", "30"]);
+    let mut browser = Browser::launch();
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": false }),
+    );
+    browser.call("Page.navigate", json!({ "url": format!("http://{}/", server.addr) }));
+    assert!(wait_until(Duration::from_secs(20), || browser.text("srv-fixed") == "0"));
+    // Streams from here (a socket and a timerfd each) to about 85 % of 60.
+    let baseline = server.fds();
+    let mut streams = Vec::new();
+    for i in 0..(51 - baseline) / 2 {
+        match demo_server::client::open_stream(server.addr, "fixed") {
+            demo_server::client::Opened::Stream(s) => streams.push(s),
+            other => panic!("stream {i}, baseline {baseline}: {other:?}, {} fds", server.fds()),
+        }
+    }
+    assert!(wait_until(SOON, || server.metric("process_open_fds") >= 48.0), "{}", server.fds());
+    let open = server.metric("process_open_fds");
+    assert!((48.0..57.0).contains(&open), "{open} of 60 fds");
+    let warned = wait_until(SOON * 2, || {
+        browser.eval("document.getElementById('srv-fds-cell').className").as_str().unwrap_or("")
+            != "num"
+    });
+    assert!(warned, "{} fds of 60 and no warning colour: {}", open, browser.text("srv-fds-pct"));
+    assert!(browser.text("srv-fds-pct").contains("EMFILE is near"));
+    assert_eq!(browser.eval("dashboard.limitOnScale"), json!(true), "the fd limit line is drawn");
+    browser.screenshot("dashboard-near-limit.png");
+    drop(streams);
 }
 
 /// Standard base64, as DevTools returns screenshots.

@@ -105,6 +105,7 @@ fn pages_and_head() {
     assert_eq!(page.status, 200);
     assert!(page.header("content-type").unwrap().starts_with("text/html"));
     assert!(page.body.contains("new EventSource(\"/stream/stats\")"));
+    assert!(page.body.contains("<link rel=\"icon\" href=\"data:,\">"), "no favicon request");
     let metrics = get(server.addr, "/metrics");
     assert_eq!(metrics.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
 
@@ -183,7 +184,7 @@ fn a_request_sent_one_byte_per_write_still_parses() {
     }
     let r = read_response(&mut s, false);
     assert_eq!(r.status, 200);
-    assert!(server.metric("http_responses_total{code=\"200\"}") >= 1.0);
+    assert!(server.metric("demo_server_http_responses_total{code=\"200\"}") >= 1.0);
 }
 
 #[test]
@@ -193,8 +194,8 @@ fn response_counts_by_code_reach_the_metrics() {
         assert_eq!(get(server.addr, "/missing").status, 404);
     }
     assert_eq!(status_then_closed(&server, b"GARBAGE\r\n\r\n").0, 400);
-    assert_eq!(server.metric("http_responses_total{code=\"404\"}"), 3.0);
-    assert_eq!(server.metric("http_responses_total{code=\"400\"}"), 1.0);
+    assert_eq!(server.metric("demo_server_http_responses_total{code=\"404\"}"), 3.0);
+    assert_eq!(server.metric("demo_server_http_responses_total{code=\"400\"}"), 1.0);
 }
 
 #[test]
@@ -225,7 +226,7 @@ fn a_long_pipeline_is_answered_in_full_and_in_order_even_after_a_half_close() {
 #[test]
 fn fd_counts_come_from_a_census_that_says_how_old_it_is() {
     let server = Server::start(&["--interval", "1s"]);
-    let age = server.metric("process_fd_census_age_seconds");
+    let age = server.metric("demo_server_fd_census_age_seconds");
     assert!((0.0..2.0).contains(&age), "census age {age}");
     let before = server.metric("process_open_fds");
     let streams: Vec<TcpStream> =
@@ -236,4 +237,81 @@ fn fd_counts_come_from_a_census_that_says_how_old_it_is() {
         "20 streams (a socket and a timerfd each) never reached the census"
     );
     drop(streams);
+}
+
+/// The families `/metrics` serves, as (name, type), in order.
+fn families(body: &str) -> Vec<(String, String)> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            let (name, kind) = l.split_once(' ').unwrap();
+            (name.to_string(), kind.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_family_follows_the_naming_guide_and_is_in_the_metrics_table() {
+    let server = Server::start(&["--workers", "2"]);
+    let body = server.metrics();
+    let table = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/METRICS.md"))
+        .unwrap();
+    let documented: Vec<(String, String)> = table
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((name.to_string(), cells.get(2)?.to_string()))
+        })
+        .collect();
+    let served = families(&body);
+    assert_eq!(served, documented, "docs/METRICS.md lists exactly what /metrics serves, in order");
+    for (name, kind) in &served {
+        assert!(
+            ["process_", "reactor_", "demo_server_"].iter().any(|p| name.starts_with(p)),
+            "{name}: the prefix says which layer owns it"
+        );
+        assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
+        if name.starts_with("reactor_") {
+            for w in ["0", "1"] {
+                assert!(
+                    body.lines()
+                        .any(|l| l.starts_with(name.as_str())
+                            && l.contains(&format!("worker=\"{w}\""))),
+                    "{name} has a series for worker {w}"
+                );
+            }
+        }
+    }
+    assert!(!body.contains("process_fd_usage_ratio"), "not a process collector family");
+}
+
+#[test]
+fn the_process_families_are_the_kernels_numbers() {
+    let server = Server::start(&[]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let started = server.metric("process_start_time_seconds");
+    assert!(
+        started <= now.as_secs_f64() + 1.0 && started > now.as_secs_f64() - 120.0,
+        "started {started}, now {now:?}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid)).unwrap();
+    let rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    let rss = server.metric("process_resident_memory_bytes");
+    // The census is up to 500 ms old; RSS moves little meanwhile.
+    assert!((rss / 1024.0 - rss_kib).abs() < rss_kib / 2.0 + 1024.0, "{rss} B vs {rss_kib} KiB");
+    assert!(server.metric("process_virtual_memory_bytes") >= rss);
+    assert!(server.metric("process_cpu_seconds_total") >= 0.0);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid)).unwrap();
+    let soft = demo_server::inspect::parse_nofile(&limits).0.unwrap();
+    assert_eq!(server.metric("process_max_fds"), soft as f64);
+    let info = format!(
+        "demo_server_build_info{{version=\"{}\",timer_mode=\"dedicated\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(server.metric(&info), 1.0);
 }

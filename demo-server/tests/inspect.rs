@@ -127,3 +127,152 @@ fn watch_prints_lines_and_ends_cleanly_when_the_process_exits() {
         "{rest}"
     );
 }
+
+/// Whether this test runs as root with `setpriv` at hand (the privilege
+/// checks below need both); prints why not.
+fn can_drop_privileges() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
+    if !(root && setpriv) {
+        println!("SKIPPED: needs root and setpriv (root: {root}, setpriv: {setpriv})");
+    }
+    root && setpriv
+}
+
+#[test]
+fn an_unreadable_process_is_permission_denied_and_a_failure() {
+    if !can_drop_privileges() {
+        return;
+    }
+    // A process of another user (nobody), inspected by root without
+    // CAP_SYS_PTRACE: /proc/PID/fd lists (CAP_DAC_OVERRIDE), but every
+    // readlink is EACCES. It used to report "0 open, N closed while being
+    // read" and exit 0.
+    let sleeper = common::Proc(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "30"])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = sleeper.0.id().to_string();
+    // Wait (bounded) until setpriv has become sleep as nobody.
+    assert!(wait_until(common::SOON, || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .is_ok_and(|s| s.contains("Name:\tsleep") && s.contains("Uid:\t65534"))
+    }));
+    let bin = env!("CARGO_BIN_EXE_demo-server");
+    let no_ptrace = Command::new("setpriv")
+        .args(["--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", bin, "inspect", &pid])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&no_ptrace.stderr);
+    assert_eq!(
+        no_ptrace.status.code(),
+        Some(1),
+        "{err}{}",
+        String::from_utf8_lossy(&no_ptrace.stdout)
+    );
+    assert!(err.contains(&format!("permission denied reading /proc/{pid}/fd")), "{err}");
+    assert!(no_ptrace.stdout.is_empty(), "no report of 0 fds");
+
+    // And as nobody, this (root's) process: the fd directory itself is closed.
+    let me = std::process::id().to_string();
+    let as_nobody = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin, "inspect", &me])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&as_nobody.stderr);
+    assert_eq!(as_nobody.status.code(), Some(1), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+}
+
+#[test]
+fn watch_zero_is_refused_not_silently_changed() {
+    let out = Command::new(env!("CARGO_BIN_EXE_demo-server"))
+        .args(["inspect", &std::process::id().to_string(), "--watch", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--watch must be at least 10ms"), "{err}");
+}
+
+#[test]
+fn watch_keeps_its_cadence_with_10000_fds() {
+    // This process holds 10,000 fds (dups of /dev/null): a snapshot of it
+    // takes about 130 ms, which used to be added to every interval (a 1 s
+    // watch printed every 1.1 s).
+    let room = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    if room.unwrap_or(u64::MAX) < 11_000 {
+        println!("SKIPPED: RLIMIT_NOFILE {room:?} is below 11,000");
+        return;
+    }
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let held: Vec<std::fs::File> = (0..10_000).map(|_| devnull.try_clone().unwrap()).collect();
+    let watch = common::Proc(
+        Command::new(env!("CARGO_BIN_EXE_demo-server"))
+            .args(["inspect", &std::process::id().to_string(), "--watch", "500ms"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut watch = watch;
+    let out = watch.0.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
+    // Each line starts with the watch's own clock: "    2.6s  fds  10008 ...".
+    let mut at = Vec::new();
+    for _ in 0..8 {
+        let line = lines.next().expect("a line").unwrap();
+        let secs: f64 =
+            line.split_whitespace().next().unwrap().trim_end_matches('s').parse().unwrap();
+        let fds: usize = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!(fds >= 10_000, "{line}");
+        at.push(secs);
+    }
+    drop(held);
+    // Each line is stamped when its snapshot began, and every one begins on
+    // the grid 0, 0.5, 1.0, ... s (printed to 0.1 s; a snapshot slower than
+    // 500 ms on a loaded machine skips a tick, still on the grid). Sleeping
+    // 500 ms after each snapshot drifted off it: 0, 0.63, 1.26, 1.89, ...
+    for (i, t) in at.iter().enumerate() {
+        let off = (t * 2.0 - (t * 2.0).round()).abs() / 2.0;
+        assert!(off <= 0.12, "line {i} at {t} s is off the 500 ms grid: {at:?}");
+    }
+    assert!(at.windows(2).all(|w| w[1] > w[0]), "{at:?}");
+}
+
+#[test]
+fn watch_json_lines_carry_a_timestamp_and_deltas() {
+    let server = Server::start(&["--interval", "1s"]);
+    let mut watch = common::Proc(
+        Command::new(env!("CARGO_BIN_EXE_demo-server"))
+            .args(["inspect", &server.pid.to_string(), "--watch", "50ms", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = watch.0.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
+    let mut next = || -> serde_json::Value {
+        serde_json::from_str(&lines.next().expect("a line").unwrap()).unwrap()
+    };
+    let first = next();
+    assert_eq!(first["deltas"]["open"], 0, "the first line has nothing to compare with");
+    let streams: Vec<_> = (0..5).map(|_| open_stream(server.addr, "fixed")).collect();
+    let mut last = first.clone();
+    let grew = wait_until(common::SOON, || {
+        let line = next();
+        assert!(line["t_unix_ms"].as_u64() > last["t_unix_ms"].as_u64(), "{line}");
+        assert!(line["elapsed_s"].as_f64() > last["elapsed_s"].as_f64());
+        assert_eq!(
+            line["deltas"]["open"].as_i64().unwrap(),
+            line["open"].as_i64().unwrap() - last["open"].as_i64().unwrap(),
+            "deltas are against the line before"
+        );
+        last = line;
+        last["open"].as_u64().unwrap() >= first["open"].as_u64().unwrap() + 10
+    });
+    assert!(grew, "5 streams (a socket and a timerfd each) show up: {last}");
+    assert_eq!(last["pid"], server.pid, "the report is there too");
+    drop(streams);
+}

@@ -25,7 +25,7 @@ fn a_slow_head_gets_408_and_a_close_at_the_deadline() {
     // A connection that says nothing at all is cut the same way.
     let mut silent = server.connect();
     assert_eq!(read_response(&mut silent, false).status, 408);
-    assert_eq!(server.metric("http_responses_total{code=\"408\"}"), 2.0);
+    assert_eq!(server.metric("demo_server_http_responses_total{code=\"408\"}"), 2.0);
 }
 
 #[test]
@@ -35,7 +35,7 @@ fn the_header_deadline_is_cancelled_when_the_head_completes() {
     // Ten heartbeats span 500 ms, five times the header deadline.
     let text = read_heartbeats(&mut s, 10);
     assert!(!text.contains("408"), "{text}");
-    assert_eq!(server.metric("http_responses_total{code=\"408\"}"), 0.0);
+    assert_eq!(server.metric("demo_server_http_responses_total{code=\"408\"}"), 0.0);
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn over_max_conns_gets_503_with_retry_after() {
     // connection, which would itself be refused while the server is full.
     server.settled_fds(1);
     let _again = open_stream(server.addr, "fixed"); // room again
-    assert_eq!(server.metric("http_responses_total{code=\"503\"}"), 1.0);
+    assert_eq!(server.metric("demo_server_http_responses_total{code=\"503\"}"), 1.0);
 }
 
 #[test]
@@ -76,9 +76,9 @@ fn a_reader_too_slow_to_keep_up_is_disconnected() {
     // Never read: the kernel buffers fill, then the server's queue passes 4 KiB.
     assert!(
         wait_until(Duration::from_secs(20), || server
-            .metric("sse_streams_active{route=\"fixed\"}")
+            .metric("demo_server_streams_active{route=\"fixed\"}")
             == 0.0
-            && server.metric("sse_streams_total{route=\"fixed\"}") == 1.0),
+            && server.metric("demo_server_streams_opened_total{route=\"fixed\"}") == 1.0),
         "the slow reader was never cut off"
     );
     assert!(closed_within(&mut s, SOON));
@@ -132,8 +132,12 @@ fn emfile_is_answered_without_spinning_and_the_server_recovers() {
         s.read_exact(&mut head).is_ok() && &head == b"HTTP/1.1 200"
     }));
     // Refusals were answered, and counted; the fd count was readable throughout.
-    assert!(server.metric("http_responses_total{code=\"503\"}") >= 1.0);
-    assert!(server.metric("accept_errors_total{reason=\"emfile\"}") >= 1.0, "{}", server.metrics());
+    assert!(server.metric("demo_server_http_responses_total{code=\"503\"}") >= 1.0);
+    assert!(
+        server.metric("demo_server_accept_errors_total{reason=\"emfile\"}") >= 1.0,
+        "{}",
+        server.metrics()
+    );
     assert!(server.metric("process_open_fds") > 0.0);
 }
 
@@ -168,14 +172,26 @@ fn sigterm_ends_streams_cleanly_answers_204_and_exits_0_within_2s() {
 fn several_workers_share_one_listener_and_the_metrics() {
     let server = Server::start(&["--workers", "3", "--interval", "50ms"]);
     let streams: Vec<TcpStream> = (0..12).map(|_| open_stream(server.addr, "fixed")).collect();
-    assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 12.0));
+    assert!(
+        wait_until(SOON, || server.metric("demo_server_streams_active{route=\"fixed\"}") == 12.0)
+    );
     let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid)).unwrap().count();
     assert!(threads >= 4, "main + 3 workers, saw {threads}");
     assert!(server.settled_fds(15) > 0, "3 dups of the one listener + 12 streams");
-    assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), 12.0);
+    // One series per worker; together they hold the 12 heartbeat timers.
+    let dedicated = |m: &str| -> Vec<f64> {
+        (0..3)
+            .map(|w| {
+                let sample = format!("reactor_timers_active{{worker=\"{w}\",mode=\"dedicated\"}} ");
+                let line = m.lines().find_map(|l| l.strip_prefix(sample.as_str()));
+                line.unwrap_or_else(|| panic!("no {sample}in\n{m}")).parse().unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(dedicated(&server.metrics()).iter().sum::<f64>(), 12.0);
     drop(streams);
     assert_eq!(server.settled_fds(3), server.fds());
-    assert!(wait_until(SOON, || server.metric("reactor_timers_active{mode=\"dedicated\"}") == 0.0));
+    assert!(wait_until(SOON, || dedicated(&server.metrics()).iter().sum::<f64>() == 0.0));
 }
 
 #[test]
@@ -282,7 +298,7 @@ fn at_emfile_a_backlog_is_refused_at_once_and_every_refusal_arrives() {
     // Monitoring still answers at EMFILE.
     let m = common::get(server.addr, "/metrics");
     assert_eq!(m.status, 200, "{}", m.head);
-    assert!(m.body.contains("accept_errors_total{reason=\"emfile\"}"));
+    assert!(m.body.contains("demo_server_accept_errors_total{reason=\"emfile\"}"));
     drop(streams);
 }
 

@@ -79,8 +79,10 @@ fn two_hundred_fixed_streams_closed_by_fin_rst_or_shut_wr_leave_nothing_behind()
     // Warm up once so lazily created things (the shared housekeeping timer
     // fd, the spare fd) are in the baseline.
     close_like(open_stream(server.addr, "fixed"), 0);
-    assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 0.0));
-    let timers = server.metric("reactor_timers_active{mode=\"dedicated\"}");
+    assert!(
+        wait_until(SOON, || server.metric("demo_server_streams_active{route=\"fixed\"}") == 0.0)
+    );
+    let timers = server.metric("reactor_timers_active{worker=\"0\",mode=\"dedicated\"}");
     let (fds, timerfds) = (server.settled_fds(1), server.timerfds());
 
     for i in 0..200 {
@@ -90,12 +92,14 @@ fn two_hundred_fixed_streams_closed_by_fin_rst_or_shut_wr_leave_nothing_behind()
         }
         close_like(s, i);
     }
-    assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 0.0));
+    assert!(
+        wait_until(SOON, || server.metric("demo_server_streams_active{route=\"fixed\"}") == 0.0)
+    );
     assert_eq!(server.settled_fds(1), fds, "fd count back at its baseline");
     assert_eq!(server.timerfds(), timerfds, "a fixed stream's timerfd outlived it");
-    assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), timers);
-    assert_eq!(server.metric("sse_orphan_timers{route=\"fixed\"}"), 0.0);
-    assert_eq!(server.metric("sse_streams_total{route=\"fixed\"}"), 201.0);
+    assert_eq!(server.metric("reactor_timers_active{worker=\"0\",mode=\"dedicated\"}"), timers);
+    assert_eq!(server.metric("demo_server_orphan_timers{route=\"fixed\"}"), 0.0);
+    assert_eq!(server.metric("demo_server_streams_opened_total{route=\"fixed\"}"), 201.0);
 }
 
 #[test]
@@ -106,35 +110,40 @@ fn each_closed_leaky_stream_leaves_exactly_one_timerfd_and_one_orphan() {
 
     for i in 1..=20 {
         close_like(open_stream(server.addr, "leaky"), i);
-        let settled =
-            wait_until(SOON, || server.metric("sse_streams_active{route=\"leaky\"}") == 0.0);
+        let settled = wait_until(SOON, || {
+            server.metric("demo_server_streams_active{route=\"leaky\"}") == 0.0
+        });
         assert!(settled);
         assert_eq!(server.timerfds(), timerfds + i, "after {i} closed leaky streams");
         assert_eq!(server.settled_fds(1), fds + i, "the socket was closed; only the timerfd stays");
-        assert_eq!(server.metric("sse_orphan_timers{route=\"leaky\"}"), i as f64);
-        assert_eq!(server.metric("reactor_detached_timers"), i as f64);
+        assert_eq!(server.metric("demo_server_orphan_timers{route=\"leaky\"}"), i as f64);
+        assert_eq!(server.metric("reactor_detached_timers{worker=\"0\"}"), i as f64);
     }
     // The orphans keep firing for nobody.
-    let ticks = server.metric("sse_orphan_ticks_total");
-    assert!(wait_until(SOON, || server.metric("sse_orphan_ticks_total") > ticks));
+    let ticks = server.metric("demo_server_orphan_expirations_total");
+    assert!(wait_until(SOON, || server.metric("demo_server_orphan_expirations_total") > ticks));
 }
 
 #[test]
 fn in_shared_mode_the_leak_is_heap_entries_not_fds() {
     let server = Server::start(&["--interval", "20ms", "--timer-mode", "shared"]);
     close_like(open_stream(server.addr, "fixed"), 0);
-    assert!(wait_until(SOON, || server.metric("sse_streams_active{route=\"fixed\"}") == 0.0));
-    let shared = server.metric("reactor_timers_active{mode=\"shared\"}");
+    assert!(
+        wait_until(SOON, || server.metric("demo_server_streams_active{route=\"fixed\"}") == 0.0)
+    );
+    let shared = server.metric("reactor_timers_active{worker=\"0\",mode=\"shared\"}");
     let (fds, timerfds) = (server.settled_fds(1), server.timerfds());
 
     for i in 1..=10 {
         close_like(open_stream(server.addr, "leaky"), i);
     }
-    assert!(wait_until(SOON, || server.metric("sse_orphan_timers{route=\"leaky\"}") == 10.0));
+    assert!(
+        wait_until(SOON, || server.metric("demo_server_orphan_timers{route=\"leaky\"}") == 10.0)
+    );
     assert_eq!(server.settled_fds(1), fds, "shared mode keeps no fd per orphan");
     assert_eq!(server.timerfds(), timerfds);
-    assert_eq!(server.metric("reactor_timers_active{mode=\"shared\"}"), shared + 10.0);
-    assert_eq!(server.metric("reactor_timers_active{mode=\"dedicated\"}"), 0.0);
+    assert_eq!(server.metric("reactor_timers_active{worker=\"0\",mode=\"shared\"}"), shared + 10.0);
+    assert_eq!(server.metric("reactor_timers_active{worker=\"0\",mode=\"dedicated\"}"), 0.0);
 }
 
 #[test]
@@ -160,7 +169,7 @@ fn a_huge_last_event_id_is_refused_and_ids_never_wrap() {
     assert!(text.contains(&format!("\nid: {max}\n")), "{text}");
     assert_eq!(text.matches("\nid: ").count(), 1, "{text}");
     // The server is alive and well.
-    assert_eq!(server.metric("sse_streams_active{route=\"fixed\"}"), 0.0);
+    assert_eq!(server.metric("demo_server_streams_active{route=\"fixed\"}"), 0.0);
 }
 
 #[test]
@@ -169,11 +178,15 @@ fn the_orphan_cap_refuses_leaky_streams_saying_why() {
     for _ in 0..3 {
         drop(open_stream(server.addr, "leaky"));
     }
-    assert!(wait_until(SOON, || server.metric("sse_orphan_timers{route=\"leaky\"}") == 3.0));
+    assert!(wait_until(SOON, || server.metric("demo_server_orphan_timers{route=\"leaky\"}") == 3.0));
     let r = common::get(server.addr, "/stream/leaky");
     assert_eq!(r.status, 503);
     assert!(r.body.contains("--max-orphans 3"), "{}", r.body);
-    assert_eq!(server.metric("reactor_detached_timers"), 3.0, "no fourth timer was made");
+    assert_eq!(
+        server.metric("reactor_detached_timers{worker=\"0\"}"),
+        3.0,
+        "no fourth timer was made"
+    );
     // The fixed route is not affected.
     let mut s = open_stream(server.addr, "fixed");
     read_heartbeats(&mut s, 1);
@@ -185,6 +198,61 @@ fn no_leaky_turns_the_route_off() {
     let r = common::get(server.addr, "/stream/leaky");
     assert_eq!(r.status, 404);
     assert!(r.body.contains("--no-leaky"), "{}", r.body);
-    assert_eq!(server.metric("reactor_detached_timers"), 0.0);
+    assert_eq!(server.metric("reactor_detached_timers{worker=\"0\"}"), 0.0);
     drop(open_stream(server.addr, "fixed"));
+}
+
+/// Read from `s` (bounded by its read timeout) until `text` holds `n` events.
+fn read_events(s: &mut TcpStream, n: usize) -> String {
+    let mut text = String::new();
+    let mut buf = [0u8; 16 * 1024];
+    while text.matches("\n\n").count() < n {
+        let k = s.read(&mut buf).expect("an event within the read timeout");
+        assert!(k > 0, "stream ended: {text}");
+        text.push_str(std::str::from_utf8(&buf[..k]).unwrap());
+    }
+    text
+}
+
+/// Subscribe to `/stream/stats`: its hello, its history and its first
+/// live snapshot, as JSON.
+fn subscribe(server: &Server) -> [serde_json::Value; 3] {
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(SOON)).unwrap();
+    write!(s, "GET /stream/stats HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, true).status, 200);
+    let text = read_events(&mut s, 3);
+    let mut events = text.split("\n\n");
+    let hello = events.next().unwrap().rsplit("data: ").next().unwrap();
+    let history = events.next().unwrap();
+    let history = history.strip_prefix("event: history\ndata: ").expect(history);
+    let live = events.next().unwrap();
+    let live = live.strip_prefix("data: ").expect(live);
+    [hello, history, live].map(|j| serde_json::from_str(j).unwrap())
+}
+
+#[test]
+fn the_stats_stream_says_shared_timers_and_starts_with_the_history() {
+    let server = Server::start(&["--interval", "50ms"]);
+    drop(open_stream(server.addr, "leaky"));
+    // Worker 0 records a snapshot every 500 ms whether or not anyone
+    // watches: a new subscriber soon gets a past that shows the orphan.
+    let orphans = |h: &serde_json::Value| {
+        let col = h["columns"].as_array().unwrap().iter().position(|c| c == "leaky_orphans");
+        h["points"].as_array().unwrap().last().map(|p| p[col.unwrap()].clone())
+    };
+    let mut got = subscribe(&server);
+    let past = wait_until(SOON * 2, || {
+        got = subscribe(&server);
+        got[1]["points"].as_array().unwrap().len() >= 2 && orphans(&got[1]) == Some(1.into())
+    });
+    let [hello, history, live] = got;
+    assert!(past, "a fresh subscriber gets the past: {history}");
+    assert_eq!(hello["route"], "stats");
+    assert_eq!(hello["timer_mode"], "shared", "stats run on the shared housekeeping timer");
+    assert_eq!(hello["interval_ms"], 500);
+    assert_eq!(history["period_ms"], 500);
+    assert_eq!(live["orphans"]["leaky"], 1);
+    let last_t = history["points"].as_array().unwrap().last().unwrap()[0].as_u64();
+    assert!(live["t"].as_u64() >= last_t, "live after the history: {live}");
 }

@@ -71,12 +71,14 @@ impl Worker {
         self.draining = true;
         let max = self.cfg.max_buffered;
         let mut streams = false;
+        let mut last = Vec::new();
+        sse::shutdown(&mut last);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let conn = &mut self.conns[key];
             if conn.stream.is_some() {
                 streams = true;
-                let _ = conn.send(sse::SHUTDOWN, max);
+                let _ = conn.send(&last, max);
                 conn.closing = true;
             }
             self.settle(reactor, key);

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reactor::{Clock, ClockTime, Context, Expiration, Reactor, TimerMode};
+use reactor::{Clock, ClockTime, Context, Expiration, Reactor};
 
-use super::{STATS_PERIOD, Worker, with_worker};
+use super::{HOUSEKEEPING, STATS_PERIOD, Worker, with_worker};
 use crate::conn::{Gone, Stream};
 use crate::http::{self, Route, Status};
 use crate::sse;
@@ -25,8 +25,8 @@ fn on_grid(period: Duration) -> Expiration {
     }
 }
 
-fn unix_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Worker {
@@ -68,18 +68,16 @@ impl Worker {
             }
             (_, t) => t,
         };
-        let mode_label = match mode {
-            TimerMode::Dedicated => "dedicated",
-            TimerMode::Shared => "shared",
+        // Stats come from the worker's housekeeping timer, not a heartbeat.
+        let hello = match route {
+            Route::Stats => sse::Hello::new(route, STATS_PERIOD, HOUSEKEEPING, last_event_id),
+            _ => sse::Hello::new(route, interval, mode, last_event_id),
         };
         let mut out = http::SSE_HEAD.to_vec();
-        sse::opening(
-            &mut out,
-            route,
-            if route == Route::Stats { STATS_PERIOD } else { interval },
-            mode_label,
-            last_event_id,
-        );
+        sse::opening(&mut out, &hello);
+        if route == Route::Stats {
+            out.extend(self.metrics.history_event(max / 2));
+        }
         let conn = &mut self.conns[key];
         conn.inbuf = Vec::new();
         conn.deadline = None;
@@ -129,6 +127,9 @@ impl Worker {
 
     pub(super) fn broadcast_stats(&mut self, reactor: &Reactor) {
         let max = self.cfg.max_buffered;
+        if self.index == 0 {
+            self.metrics.record(unix_ms());
+        }
         let Worker { conns, stats_subscribers, .. } = self;
         stats_subscribers.retain(|&(key, generation)| {
             conns.get(key).is_some_and(|c| c.generation == generation && c.stream.is_some())
@@ -136,8 +137,12 @@ impl Worker {
         if stats_subscribers.is_empty() {
             return;
         }
+        let latest = self.metrics.latest();
+        if latest.t == 0 {
+            return; // worker 0 has recorded nothing yet
+        }
         let mut event = Vec::new();
-        sse::data_event(&mut event, &self.metrics.snapshot_json(unix_ms()));
+        sse::json_event(&mut event, None, &latest);
         for (key, _) in self.stats_subscribers.clone() {
             if self.conns[key].send(&event, max).is_err() {
                 self.close(key);

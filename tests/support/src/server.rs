@@ -104,7 +104,7 @@ impl Server {
         r.body
     }
 
-    /// One sample from `/metrics`, e.g. `sse_streams_active{route="fixed"}`.
+    /// One sample from `/metrics`, e.g. `demo_server_streams_active{route="fixed"}`.
     pub fn metric(&self, sample: &str) -> f64 {
         let text = self.metrics();
         text.lines()
