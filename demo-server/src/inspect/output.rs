@@ -76,7 +76,7 @@ impl Snapshot {
                     Some(t) => format!("{:<9} {}", t.kind.name(), t.target),
                     None => "(not in this process's fd table: closed, or another process's)".into(),
                 };
-                let _ = writeln!(o, "  {:>5}  {:<18} {}", w.fd, events_name(w.events), what);
+                let _ = writeln!(o, "  {:>5}  {:<20} {}", w.fd, events_name(w.events), what);
             }
         }
         o
