@@ -58,9 +58,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // The router on its own: any target string.
-    if let Ok(path) = std::str::from_utf8(data) {
-        if let Some(route) = Route::from_path(path) {
-            assert!(path.starts_with('/'), "{path:?} routed to {route:?}");
-        }
+    if let Ok(path) = std::str::from_utf8(data)
+        && let Some(route) = Route::from_path(path)
+    {
+        assert!(path.starts_with('/'), "{path:?} routed to {route:?}");
     }
 });
