@@ -6,11 +6,11 @@
 //! `MAX_EVENT_ID` (the stream resumes from it), a larger decimal (400), or
 //! anything else (ignored: the stream starts from 0). The oracle computes
 //! that from the bytes independently, with arbitrary precision, and then
-//! checks what the stream would send: the `hello` event's `resumed_from`
-//! and the next heartbeat's `id:`.
+//! checks the next heartbeat's `id:` the stream would send. (The `hello`
+//! event's `resumed_from` is checked over the wire by `demo-server`'s
+//! `streams.rs`; this target uses only the parser and `sse::heartbeat`, whose
+//! signatures stay put while the JSON moves to serde.)
 #![no_main]
-
-use std::time::Duration;
 
 use demo_server::http::{self, Parsed, Route, Status};
 use demo_server::sse::{self, MAX_EVENT_ID};
@@ -64,10 +64,6 @@ fuzz_target!(|value: &[u8]| {
     match (want(value), parsed) {
         (Want::Resume(n), Parsed::Request(r, _)) => {
             assert_eq!(r.last_event_id, Some(n), "{value:?}");
-            let mut out = Vec::new();
-            sse::opening(&mut out, Route::Fixed, Duration::from_millis(100), "dedicated", Some(n));
-            let text = String::from_utf8(out).unwrap();
-            assert!(text.contains(&format!("\"resumed_from\":{n}}}")), "{text}");
             // The next heartbeat's id is n + 1, unless that would pass the
             // largest id, where the stream ends instead (worker/stream.rs).
             if let Some(next) = n.checked_add(1).filter(|&s| s <= MAX_EVENT_ID) {
