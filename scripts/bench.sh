@@ -70,6 +70,15 @@ step "3. lateness: 100 and 1,000 periodic 1 ms timers, ${secs}s each"
 step "4. SSE load: 1,000 and 5,000 streams at 100 ms, ${load_secs}s each"
 (cd benches && ./target/release/sse-load --streams 1000,5000 --secs "$load_secs") | tee "$out/sse-load.md"
 
+step "4b. the C floor: 2,000 streams at 100 ms, the demo server against scripts/sse-floor.c in each timer mode, alternating"
+rounds=${QUICK:+2}; rounds=${rounds:-5}
+(cd benches && ./target/release/sse-load --streams 2000 --secs "$secs" --rounds "$rounds" \
+  --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor.md"
+(cd benches && ./target/release/sse-load --streams 2000 --secs 3 --strace \
+  --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor-strace.md"
+(cd benches && ./target/release/sse-load --streams 2000 --secs 3 --perf \
+  --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor-perf.md"
+
 step "5. the loopback TCP send under every heartbeat"
 gcc -O2 -o "$out/send-floor" scripts/send-floor.c
 "$out/send-floor" | tee "$out/send-floor.txt"
