@@ -64,8 +64,13 @@ step "2. reactor: dispatch (interleaved, and callgrind instructions per event), 
 (cd benches && cargo bench -q --bench churn) 2>&1 | tee "$out/criterion-churn.txt" | grep -E '^memory|skipped' || true
 python3 scripts/bench-summary.py benches/target/criterion | tee "$out/criterion.md"
 
-step "3. lateness: 100 and 1,000 periodic 1 ms timers, ${secs}s each"
-(cd benches && ./target/release/lateness --secs "$secs") | tee "$out/lateness.md"
+step "3. lateness: C loop, reactor (both modes), tokio, thread::sleep at 10 and 20 x 1 ms and 100 x 10 ms, alternating; then the saturation sweep and its plot"
+lat_rounds=${QUICK:+1}; lat_rounds=${lat_rounds:-5}
+sweep_secs=${QUICK:+0.5}; sweep_secs=${sweep_secs:-2}
+(cd benches && ./target/release/lateness --loads 10x1ms,20x1ms,100x10ms --secs 2 --rounds "$lat_rounds") | tee "$out/lateness.md"
+(cd benches && ./target/release/lateness --sweep 5,10,20,30,40,50,70,100,150,200,300,500 --secs "$sweep_secs" \
+  --tsv results/lateness-sweep.tsv) | tee "$out/lateness-sweep.md"
+scripts/plot-lateness.sh "$out/lateness-sweep.tsv" docs/lateness-sweep.svg
 
 step "4. SSE load: 1,000 and 5,000 streams at 100 ms, ${load_secs}s each"
 (cd benches && ./target/release/sse-load --streams 1000,5000 --secs "$load_secs") | tee "$out/sse-load.md"
