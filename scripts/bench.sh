@@ -72,6 +72,9 @@ sweep_secs=${QUICK:+0.5}; sweep_secs=${sweep_secs:-2}
   --tsv results/lateness-sweep.tsv) | tee "$out/lateness-sweep.md"
 scripts/plot-lateness.sh "$out/lateness-sweep.tsv" docs/lateness-sweep.svg
 
+step "3b. shared-timer churn, fire and memory against tokio and calloop, interleaved"
+(cd benches && ./target/release/churn-race ${QUICK:+--sizes 1000,100000 --rounds 3}) | tee "$out/churn-race.md"
+
 step "4. SSE load: 1,000 and 5,000 streams at 100 ms, ${load_secs}s each"
 (cd benches && ./target/release/sse-load --streams 1000,5000 --secs "$load_secs") | tee "$out/sse-load.md"
 
