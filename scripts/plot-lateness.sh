@@ -10,10 +10,10 @@ tsv=${1:?usage: plot-lateness.sh SWEEP.tsv OUT.svg}
 svg=${2:?usage: plot-lateness.sh SWEEP.tsv OUT.svg}
 cols=$(head -1 "$tsv" | awk -F'\t' '{print NF}')
 gnuplot <<GP
-set terminal svg size 760,440 dynamic font "sans,12" background rgb "white"
+set terminal svg size 900,440 dynamic font "sans,12" background rgb "white"
 set output "$svg"
 set datafile separator "\t"
-set key autotitle columnhead top left
+set key autotitle columnhead outside right top
 set logscale xy
 set xlabel "expiries per second (N timers at 1 ms, phases spread)"
 set ylabel "p99 lateness (µs)"

@@ -33,6 +33,9 @@
 //!     --servers c-dedicated,demo-dedicated,c-shared,demo-shared
 //! ```
 //!
+//! `--tsv FILE` writes K, server, and the medians of CPU per heartbeat and
+//! RSS per stream, for `scripts/plot-scaling.sh`.
+//!
 //! `--strace` instead attaches `strace -c -f` to each server over the
 //! measured window and prints system calls per heartbeat (strace slows the
 //! server down, so that run's CPU figures mean nothing). `--perf` attaches
@@ -57,6 +60,7 @@ struct Args {
     rounds: usize,
     strace: bool,
     perf: bool,
+    tsv: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -68,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
         rounds: 1,
         strace: false,
         perf: false,
+        tsv: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -88,8 +93,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--strace" => a.strace = true,
             "--perf" => a.perf = true,
+            "--tsv" => a.tsv = Some(PathBuf::from(value()?)),
             _ => {
-                return Err("usage: sse-load [--streams 1000,5000] [--secs 10] [--interval 100ms] [--rounds 1] [--strace | --perf] [--servers demo-dedicated,demo-shared,axum,c-dedicated,c-shared]".into());
+                return Err("usage: sse-load [--streams 1000,5000] [--secs 10] [--interval 100ms] [--rounds 1] [--strace | --perf] [--tsv FILE] [--servers demo-dedicated,demo-shared,axum,c-dedicated,c-shared]".into());
             }
         }
     }
@@ -467,6 +473,19 @@ fn main() {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+    }
+    if let Some(path) = &a.tsv {
+        let mut out = String::from("streams\tserver\tcpu_per_beat_us\trss_per_stream_kib\n");
+        for (ki, &k) in a.streams.iter().enumerate() {
+            for (si, name) in a.servers.iter().enumerate() {
+                let c = median(&mut cpu[ki][si].clone());
+                let r = median(&mut rss[ki][si].clone());
+                out += &format!("{k}\t{name}\t{c:.2}\t{r:.2}\n");
+            }
+        }
+        if let Err(e) = std::fs::write(path, out) {
+            eprintln!("sse-load: {}: {e}", path.display());
         }
     }
     if a.perf {
