@@ -88,8 +88,9 @@ rounds=${QUICK:+2}; rounds=${rounds:-5}
   --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor-perf.md"
 
 step "4c. scaling: CPU per heartbeat and RSS per stream at 1,000, 5,000 and 9,000 streams, both modes and axum, drawn"
+scale_rounds=${QUICK:+1}; scale_rounds=${scale_rounds:-2}
 (cd benches && ./target/release/sse-load --streams 1000,5000,9000 --secs "$load_secs" \
-  --rounds "${QUICK:+1}${QUICK:-2}" --servers demo-dedicated,demo-shared,axum --tsv results/sse-scaling.tsv) \
+  --rounds "$scale_rounds" --servers demo-dedicated,demo-shared,axum --tsv results/sse-scaling.tsv) \
   | tee "$out/sse-scaling.md"
 scripts/plot-scaling.sh "$out/sse-scaling.tsv" docs/sse-scaling.svg
 
