@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every figure in BENCHMARKS.md on this machine: about 10 minutes
+# Regenerate every figure in BENCHMARKS.md on this machine: about 30 minutes
 # on 2 cores, most of it compiling the comparison crates the first time.
 # Raw outputs go to benches/results/; BENCHMARKS.md quotes them.
 #
@@ -65,11 +65,12 @@ step "2. reactor: dispatch (interleaved, and callgrind instructions per event), 
 python3 scripts/bench-summary.py benches/target/criterion | tee "$out/criterion.md"
 
 step "3. lateness: C loop, reactor (both modes), tokio, thread::sleep at 10 and 20 x 1 ms and 100 x 10 ms, alternating; then the saturation sweep and its plot"
-lat_rounds=${QUICK:+1}; lat_rounds=${lat_rounds:-5}
+lat_rounds=${QUICK:+1}; lat_rounds=${lat_rounds:-7}
+sweep_rounds=${QUICK:+1}; sweep_rounds=${sweep_rounds:-2}
 sweep_secs=${QUICK:+0.5}; sweep_secs=${sweep_secs:-2}
 (cd benches && ./target/release/lateness --loads 10x1ms,20x1ms,100x10ms --secs 2 --rounds "$lat_rounds") | tee "$out/lateness.md"
 (cd benches && ./target/release/lateness --sweep 5,10,20,30,40,50,70,100,150,200,300,500 --secs "$sweep_secs" \
-  --tsv results/lateness-sweep.tsv) | tee "$out/lateness-sweep.md"
+  --rounds "$sweep_rounds" --tsv results/lateness-sweep.tsv) | tee "$out/lateness-sweep.md"
 scripts/plot-lateness.sh "$out/lateness-sweep.tsv" docs/lateness-sweep.svg
 
 step "3b. shared-timer churn, fire and memory against tokio and calloop, interleaved"
@@ -84,12 +85,12 @@ rounds=${QUICK:+2}; rounds=${rounds:-5}
   --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor.md"
 (cd benches && ./target/release/sse-load --streams 2000 --secs 3 --strace \
   --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor-strace.md"
-(cd benches && ./target/release/sse-load --streams 2000 --secs 3 --perf \
+(cd benches && ./target/release/sse-load --streams 2000 --secs 4 --perf \
   --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor-perf.md"
 
 step "4c. scaling: CPU per heartbeat and RSS per stream at 1,000, 5,000 and 9,000 streams, both modes and axum, drawn"
 scale_rounds=${QUICK:+1}; scale_rounds=${scale_rounds:-2}
-(cd benches && ./target/release/sse-load --streams 1000,5000,9000 --secs "$load_secs" \
+(cd benches && ./target/release/sse-load --streams 1000,5000,9000 --secs "$secs" \
   --rounds "$scale_rounds" --servers demo-dedicated,demo-shared,axum --tsv results/sse-scaling.tsv) \
   | tee "$out/sse-scaling.md"
 scripts/plot-scaling.sh "$out/sse-scaling.tsv" docs/sse-scaling.svg

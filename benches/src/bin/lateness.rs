@@ -19,7 +19,8 @@
 //! same round (median over the rounds).
 //!
 //! `--sweep`: N timers at 1 ms for each N given (N thousand expiries a
-//! second), each contender once per N in rotating order; prints p99 against
+//! second), each contender `--rounds` times per N (default 1) in rotating
+//! order, the median p99 kept; prints p99 against
 //! the expiry rate, and each contender's saturation point: the highest rate
 //! up to which every rate measured kept its p99 at or under 100 µs. `--tsv` writes the curve for
 //! `scripts/plot-lateness.sh`.
@@ -225,7 +226,7 @@ fn parse_load(s: &str) -> Option<(usize, Duration)> {
 fn usage() -> ! {
     eprintln!(
         "usage: lateness [--loads 10x1ms,20x1ms,100x10ms] [--rounds 3] [--secs 2] \
-         | lateness --sweep 5,10,20,50 [--secs 1] [--tsv FILE]"
+         | lateness --sweep 5,10,20,50 [--secs 1] [--rounds 1] [--tsv FILE]"
     );
     std::process::exit(2);
 }
@@ -237,7 +238,7 @@ fn main() {
         (20, Duration::from_millis(1)),
         (100, Duration::from_millis(10)),
     ];
-    let mut rounds = 3usize;
+    let mut rounds = 0usize; // 0: the mode's default (3 for --loads, 1 for --sweep)
     let mut sweep: Option<Vec<usize>> = None;
     let mut tsv: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
@@ -264,18 +265,27 @@ fn main() {
         std::process::exit(1);
     });
     let k = CONTENDERS.len();
+    if rounds == 0 {
+        rounds = if sweep.is_some() { 1 } else { 3 };
+    }
     if let Some(ns) = sweep {
         let period = Duration::from_millis(1);
-        println!("p99 lateness (µs) against the expiry rate: N timers at 1 ms, {secs:?} per run\n");
+        println!(
+            "p99 lateness (µs) against the expiry rate: N timers at 1 ms, {secs:?} per run, \
+             median of {rounds} run(s) per point\n"
+        );
         println!("| expiries/s | {} |", CONTENDERS.join(" | "));
         println!("|---:|{}", "---:|".repeat(k));
         let mut curve = Vec::new();
-        for (round, &n) in ns.iter().enumerate() {
-            let mut p99 = vec![0.0; k];
-            for j in 0..k {
-                let which = (j + round) % k;
-                p99[which] = run(which, &c_bin, n, period, secs).p99;
+        for (i, &n) in ns.iter().enumerate() {
+            let mut runs = vec![Vec::new(); k];
+            for round in 0..rounds {
+                for j in 0..k {
+                    let which = (j + i + round) % k;
+                    runs[which].push(run(which, &c_bin, n, period, secs).p99);
+                }
             }
+            let p99: Vec<f64> = runs.iter_mut().map(|v| median(v)).collect();
             let cells: Vec<String> = p99.iter().map(|v| format!("{v:.1}")).collect();
             println!("| {} | {} |", n * 1000, cells.join(" | "));
             curve.push((n * 1000, p99));
