@@ -65,8 +65,8 @@ step "2. reactor: dispatch (interleaved, and callgrind instructions per event), 
 python3 scripts/bench-summary.py benches/target/criterion | tee "$out/criterion.md"
 
 step "3. lateness: C loop, reactor (both modes), tokio, thread::sleep at 10 and 20 x 1 ms and 100 x 10 ms, alternating; then the saturation sweep and its plot"
-lat_rounds=${QUICK:+1}; lat_rounds=${lat_rounds:-7}
-sweep_rounds=${QUICK:+1}; sweep_rounds=${sweep_rounds:-2}
+lat_rounds=${QUICK:+1}; lat_rounds=${lat_rounds:-5}
+sweep_rounds=${QUICK:+1}; sweep_rounds=${sweep_rounds:-1}
 sweep_secs=${QUICK:+0.5}; sweep_secs=${sweep_secs:-2}
 (cd benches && ./target/release/lateness --loads 10x1ms,20x1ms,100x10ms --secs 2 --rounds "$lat_rounds") | tee "$out/lateness.md"
 (cd benches && ./target/release/lateness --sweep 5,10,20,30,40,50,70,100,150,200,300,500 --secs "$sweep_secs" \
