@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every figure in BENCHMARKS.md on this machine: about 30 minutes
-# on 2 cores, most of it compiling the comparison crates the first time.
+# on 2 cores, most of it the lateness, load and C-floor runs (add about 5
+# minutes to compile the comparison crates the first time).
 # Raw outputs go to benches/results/; BENCHMARKS.md quotes them.
 #
 #   scripts/bench.sh            # everything
