@@ -21,8 +21,9 @@
 //! `--sweep`: N timers at 1 ms for each N given (N thousand expiries a
 //! second), each contender `--rounds` times per N (default 1) in rotating
 //! order, the median p99 kept; prints p99 against
-//! the expiry rate, and each contender's saturation point: the highest rate
-//! up to which every rate measured kept its p99 at or under 100 µs. `--tsv` writes the curve for
+//! the expiry rate, and each contender's saturation point two ways: the
+//! highest rate up to which every rate measured kept its p99 at or under
+//! 100 µs, and simply the highest rate measured with p99 at or under 100 µs. `--tsv` writes the curve for
 //! `scripts/plot-lateness.sh`.
 //!
 //! Deadlines are known exactly (absolute first expiry, fixed period), so
@@ -293,8 +294,10 @@ fn main() {
         println!(
             "\nSaturation: the highest rate up to which every rate measured had p99 ≤ 100 µs\n"
         );
-        println!("| contender | expiries/s | / C loop |");
-        println!("|---|---:|---:|");
+        println!(
+            "| contender | every rate up to it ≤ 100 µs | / C loop | highest rate with p99 ≤ 100 µs | / C loop |"
+        );
+        println!("|---|---:|---:|---:|---:|");
         // The highest rate up to which every measured rate kept p99 ≤ 100 µs:
         // one lucky point past a failure does not count.
         let sat: Vec<usize> = (0..k)
@@ -304,9 +307,25 @@ fn main() {
                 pts.iter().take_while(|(_, p)| p[c] <= 100.0).map(|(r, _)| *r).last().unwrap_or(0)
             })
             .collect();
+        // The definition, read literally: the highest rate measured
+        // with p99 ≤ 100 µs, whatever happened below it.
+        let highest: Vec<usize> = (0..k)
+            .map(|c| {
+                curve.iter().filter(|(_, p)| p[c] <= 100.0).map(|(r, _)| *r).max().unwrap_or(0)
+            })
+            .collect();
+        let ratio = |v: &[usize], c: usize| {
+            if v[0] == 0 { f64::NAN } else { v[c] as f64 / v[0] as f64 }
+        };
         for c in 0..k {
-            let ratio = if sat[0] == 0 { f64::NAN } else { sat[c] as f64 / sat[0] as f64 };
-            println!("| {} | {} | {ratio:.2}× |", CONTENDERS[c], sat[c]);
+            println!(
+                "| {} | {} | {:.2}× | {} | {:.2}× |",
+                CONTENDERS[c],
+                sat[c],
+                ratio(&sat, c),
+                highest[c],
+                ratio(&highest, c)
+            );
         }
         if let Some(path) = tsv {
             let mut out = format!("rate\t{}\n", CONTENDERS.join("\t"));
