@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate every figure in BENCHMARKS.md on this machine: about 10 minutes
-# on 2 cores, most of it compiling the comparison crates the first time.
+# Regenerate every figure in BENCHMARKS.md on this machine: about 30 minutes
+# on 2 cores, most of it the lateness, load and C-floor runs (add about 5
+# minutes to compile the comparison crates the first time).
 # Raw outputs go to benches/results/; BENCHMARKS.md quotes them.
 #
 #   scripts/bench.sh            # everything
@@ -64,11 +65,36 @@ step "2. reactor: dispatch (interleaved, and callgrind instructions per event), 
 (cd benches && cargo bench -q --bench churn) 2>&1 | tee "$out/criterion-churn.txt" | grep -E '^memory|skipped' || true
 python3 scripts/bench-summary.py benches/target/criterion | tee "$out/criterion.md"
 
-step "3. lateness: 100 and 1,000 periodic 1 ms timers, ${secs}s each"
-(cd benches && ./target/release/lateness --secs "$secs") | tee "$out/lateness.md"
+step "3. lateness: C loop, reactor (both modes), tokio, thread::sleep at 10 and 20 x 1 ms and 100 x 10 ms, alternating; then the saturation sweep and its plot"
+lat_rounds=${QUICK:+1}; lat_rounds=${lat_rounds:-5}
+sweep_rounds=${QUICK:+1}; sweep_rounds=${sweep_rounds:-1}
+sweep_secs=${QUICK:+0.5}; sweep_secs=${sweep_secs:-2}
+(cd benches && ./target/release/lateness --loads 10x1ms,20x1ms,100x10ms --secs 2 --rounds "$lat_rounds") | tee "$out/lateness.md"
+(cd benches && ./target/release/lateness --sweep 5,10,20,30,40,50,70,100,150,200,300,500 --secs "$sweep_secs" \
+  --rounds "$sweep_rounds" --tsv results/lateness-sweep.tsv) | tee "$out/lateness-sweep.md"
+scripts/plot-lateness.sh "$out/lateness-sweep.tsv" docs/lateness-sweep.svg
+
+step "3b. shared-timer churn, fire and memory against tokio and calloop, interleaved"
+(cd benches && ./target/release/churn-race ${QUICK:+--sizes 1000,100000 --rounds 3}) | tee "$out/churn-race.md"
 
 step "4. SSE load: 1,000 and 5,000 streams at 100 ms, ${load_secs}s each"
 (cd benches && ./target/release/sse-load --streams 1000,5000 --secs "$load_secs") | tee "$out/sse-load.md"
+
+step "4b. the C floor: 2,000 streams at 100 ms, the demo server against scripts/sse-floor.c in each timer mode, alternating"
+rounds=${QUICK:+2}; rounds=${rounds:-5}
+(cd benches && ./target/release/sse-load --streams 2000 --secs "$secs" --rounds "$rounds" \
+  --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor.md"
+(cd benches && ./target/release/sse-load --streams 2000 --secs 3 --strace \
+  --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor-strace.md"
+(cd benches && ./target/release/sse-load --streams 2000 --secs 4 --perf \
+  --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor-perf.md"
+
+step "4c. scaling: CPU per heartbeat and RSS per stream at 1,000, 5,000 and 9,000 streams, both modes and axum, drawn"
+scale_rounds=${QUICK:+1}; scale_rounds=${scale_rounds:-2}
+(cd benches && ./target/release/sse-load --streams 1000,5000,9000 --secs "$secs" \
+  --rounds "$scale_rounds" --servers demo-dedicated,demo-shared,axum --tsv results/sse-scaling.tsv) \
+  | tee "$out/sse-scaling.md"
+scripts/plot-scaling.sh "$out/sse-scaling.tsv" docs/sse-scaling.svg
 
 step "5. the loopback TCP send under every heartbeat"
 gcc -O2 -o "$out/send-floor" scripts/send-floor.c

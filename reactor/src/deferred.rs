@@ -113,6 +113,9 @@ impl Reactor {
     pub(crate) fn run_idle_hooks(&self) {
         let mut keys = {
             let mut core = self.core.borrow_mut();
+            if core.deferred.hooks.is_empty() {
+                return; // the common case: no scratch list to lend out and back
+            }
             let mut keys = std::mem::take(&mut core.deferred.scratch);
             keys.clear();
             keys.extend(core.deferred.hooks.iter().map(|(k, _)| k));
@@ -147,6 +150,11 @@ impl Reactor {
     pub(crate) fn run_deferred(&self) {
         let queued = {
             let mut core = self.core.borrow_mut();
+            if core.deferred.queue.is_empty() {
+                // Nothing to run, and nothing was queued for the next turn:
+                // the turn's end sets the phase back to `Outside`.
+                return;
+            }
             core.deferred.phase = Phase::Deferred;
             core.deferred.queue.len()
         };
