@@ -8,41 +8,18 @@
 //! handle. "add + drop" creates a timer and drops it, which is how tokio
 //! arms and cancels (`sleep` + first poll registers it, drop deregisters).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use benches::alloc::{LiveBytes, live_bytes};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use reactor::{Expiration, Reactor, Timer, TimerMode};
 
-struct Counting;
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: delegates to the system allocator; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE_BYTES.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: LiveBytes = LiveBytes;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -50,14 +27,14 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// (the handles' own Vec is allocated before counting starts).
 fn live(mode: TimerMode, r: &Reactor, n: usize) -> (Vec<Timer>, isize) {
     let mut v = Vec::with_capacity(n);
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = live_bytes();
     for i in 0..n {
         v.push(
             r.add_timer(mode, Expiration::Once(HOUR + Duration::from_nanos(i as u64)), |_, _| {})
                 .unwrap(),
         );
     }
-    (v, LIVE_BYTES.load(Ordering::Relaxed) - before)
+    (v, live_bytes() - before)
 }
 
 /// A no-op waker context, to poll a tokio Sleep once inside the runtime.
@@ -108,12 +85,12 @@ fn churn(c: &mut Criterion) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         rt.block_on(async {
             let mut sleeps: Vec<Pin<Box<tokio::time::Sleep>>> = Vec::with_capacity(n);
-            let before = LIVE_BYTES.load(Ordering::Relaxed);
+            let before = live_bytes();
             sleeps.extend((0..n).map(|_| Box::pin(tokio::time::sleep(HOUR))));
             for s in &mut sleeps {
                 poll_once(s.as_mut()); // registers it with the timer wheel
             }
-            let bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
+            let bytes = live_bytes() - before;
             println!(
                 "memory/tokio/{n}: {:.1} bytes of heap per live timer (capacity included)",
                 bytes as f64 / n as f64

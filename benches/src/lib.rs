@@ -1,6 +1,55 @@
 //! Shared by the benches and the harnesses: the three dispatch loops that
 //! `benches/reactor.rs` times with criterion and `dispatch-count` times
-//! interleaved and counts under callgrind.
+//! interleaved and counts under callgrind; the live-bytes allocator the
+//! memory-per-timer figures use; and the median every harness reports.
+
+/// A global allocator that keeps a running total of live heap bytes, for
+/// memory-per-timer figures. A binary installs it with
+/// `#[global_allocator] static GLOBAL: LiveBytes = LiveBytes;`.
+pub mod alloc {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicIsize, Ordering};
+
+    static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+    /// The system allocator, counting live bytes.
+    pub struct LiveBytes;
+
+    // SAFETY: delegates to the system allocator; only counts bytes.
+    unsafe impl GlobalAlloc for LiveBytes {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            LIVE_BYTES.fetch_add(l.size() as isize, Ordering::Relaxed);
+            // SAFETY: same contract as our caller's.
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            LIVE_BYTES.fetch_sub(l.size() as isize, Ordering::Relaxed);
+            // SAFETY: same contract as our caller's.
+            unsafe { System.dealloc(p, l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            LIVE_BYTES.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+            // SAFETY: same contract as our caller's.
+            unsafe { System.realloc(p, l, new) }
+        }
+    }
+
+    /// Heap bytes live now, through [`LiveBytes`].
+    pub fn live_bytes() -> isize {
+        LIVE_BYTES.load(Ordering::Relaxed)
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count; NaN
+/// for none). Sorts `v`.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
 
 pub mod dispatch {
     use std::cell::Cell;

@@ -29,61 +29,26 @@
 //!   loops' Vecs included): a shared timer with its callback; a pinned,
 //!   registered `Box<Sleep>`; an inserted calloop `Timer` with its callback.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+use benches::alloc::{LiveBytes, live_bytes};
+use benches::median;
 use calloop::timer::{TimeoutAction, Timer as CTimer};
 use reactor::{Clock, Expiration, Reactor, TimerMode};
 
-struct Counting;
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: delegates to the system allocator; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE_BYTES.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: LiveBytes = LiveBytes;
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn bytes() -> isize {
-    LIVE_BYTES.load(Ordering::Relaxed)
-}
 
 fn poll_once<F: Future>(f: Pin<&mut F>) {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     let _ = f.poll(&mut cx);
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 const LOOPS: [&str; 5] = [
@@ -203,27 +168,27 @@ fn main() {
         // The reactor: N live shared timers, plus one to churn.
         let r = Reactor::new().unwrap();
         let mut live = Vec::with_capacity(n); // the caller's handles: not counted
-        let before = bytes();
+        let before = live_bytes();
         live.extend((0..n).map(|i| {
             let exp = Expiration::Once(HOUR + Duration::from_nanos(i as u64));
             r.add_timer(TimerMode::Shared, exp, |_, _| {}).unwrap()
         }));
-        let reactor_bytes = bytes() - before;
+        let reactor_bytes = live_bytes() - before;
         let t = r.add_timer(TimerMode::Shared, Expiration::Once(HOUR), |_, _| {}).unwrap();
 
         // tokio: N registered Sleeps, plus one to churn.
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let guard = rt.enter();
-        let before = bytes();
+        let before = live_bytes();
         let mut sleeps: Vec<Pin<Box<tokio::time::Sleep>>> = Vec::with_capacity(n);
-        let vec_bytes = bytes() - before;
+        let vec_bytes = live_bytes() - before;
         sleeps.extend(
             (0..n).map(|i| Box::pin(tokio::time::sleep(HOUR + Duration::from_nanos(i as u64)))),
         );
         for s in &mut sleeps {
             poll_once(s.as_mut()); // registers it with the wheel
         }
-        let tokio_bytes = bytes() - before - vec_bytes;
+        let tokio_bytes = live_bytes() - before - vec_bytes;
         let mut one = Box::pin(tokio::time::sleep(HOUR));
         poll_once(one.as_mut());
 
@@ -232,12 +197,12 @@ fn main() {
         let ev: calloop::EventLoop<'_, ()> = calloop::EventLoop::try_new().unwrap();
         let h = ev.handle();
         let mut tokens = Vec::with_capacity(n); // the caller's tokens: not counted
-        let before = bytes();
+        let before = live_bytes();
         tokens.extend((0..if with_calloop { n } else { 0 }).map(|i| {
             let timer = CTimer::from_duration(HOUR + Duration::from_nanos(i as u64));
             h.insert_source(timer, |_, _, _| TimeoutAction::Drop).unwrap()
         }));
-        let calloop_bytes = if with_calloop { bytes() - before } else { 0 };
+        let calloop_bytes = if with_calloop { live_bytes() - before } else { 0 };
         memory.push((n, reactor_bytes, tokio_bytes, calloop_bytes));
 
         let mut k = 0u64;

@@ -36,6 +36,7 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use benches::median;
 use reactor::{Clock, ClockTime, Expiration, Reactor, TimerMode};
 
 struct Stats {
@@ -205,15 +206,6 @@ fn run(which: usize, c_bin: &PathBuf, n: usize, period: Duration, secs: Duration
         2 => reactor_run(TimerMode::Shared, n, period, secs).quantiles(),
         3 => tokio_run(n, period, secs).quantiles(),
         _ => sleep_run(n, period, secs).quantiles(),
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 

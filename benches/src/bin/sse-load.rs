@@ -50,6 +50,7 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use benches::median;
 use reactor::{Interest, Reactor};
 
 struct Args {
@@ -390,19 +391,6 @@ fn measure(
         cpu_percent: 100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
         rss_per_stream_kib: rss_after.saturating_sub(rss_before) as f64
             / handles.len().max(1) as f64,
-    }
-}
-
-/// The median of `v` (the mean of the middle two for an even count).
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
