@@ -13,15 +13,10 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use demo_server::inspect::{Watch, clock_name, parse_eventpoll, parse_timerfd};
-use libfuzzer_sys::fuzz_target;
+mod common;
 
-fn take<const N: usize>(data: &mut &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    let n = N.min(data.len());
-    out[..n].copy_from_slice(&data[..n]);
-    *data = &data[n..];
-    out
-}
+use common::take;
+use libfuzzer_sys::fuzz_target;
 
 fn u64_(data: &mut &[u8]) -> u64 {
     u64::from_le_bytes(take(data))

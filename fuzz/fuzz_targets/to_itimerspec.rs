@@ -13,17 +13,12 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::take;
 use libfuzzer_sys::fuzz_target;
 use timerfd_sys::raw::{TimerfdTimerFlags, Timespec};
 use timerfd_sys::{ClockTime, Error, Expiration, MAX_TIME};
-
-fn take<const N: usize>(data: &mut &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    let n = N.min(data.len());
-    out[..n].copy_from_slice(&data[..n]);
-    *data = &data[n..];
-    out
-}
 
 /// Seconds biased toward the edges of the range, where the bugs live.
 fn secs(raw: u64, pick: u8) -> u64 {
