@@ -182,3 +182,29 @@ fn timers_run_on_each_clock_in_each_mode_and_shared_realtime_is_refused() {
         }
     }
 }
+
+#[test]
+fn an_idle_hook_may_drop_another_hook_and_add_one_while_hooks_run() {
+    let r = Reactor::new().unwrap();
+    let victim_runs = Rc::new(Cell::new(0));
+    let added_runs = Rc::new(Cell::new(0));
+    let victim: Rc<RefCell<Option<reactor::Idle>>> = Rc::default();
+    let added: Rc<RefCell<Option<reactor::Idle>>> = Rc::default();
+    let (v, a, ar) = (victim.clone(), added.clone(), added_runs.clone());
+    // Added first, so it runs before the victim in the same pass.
+    let _killer = r
+        .add_idle(move |reactor| {
+            drop(v.borrow_mut().take()); // the victim must not run after this
+            if a.borrow().is_none() {
+                let ar = ar.clone();
+                *a.borrow_mut() = Some(reactor.add_idle(move |_| ar.set(ar.get() + 1)).unwrap());
+            }
+        })
+        .unwrap();
+    let vr = victim_runs.clone();
+    *victim.borrow_mut() = Some(r.add_idle(move |_| vr.set(vr.get() + 1)).unwrap());
+    r.turn(Some(Duration::ZERO)).unwrap();
+    assert_eq!(victim_runs.get(), 0, "a hook dropped earlier in the pass never runs");
+    r.turn(Some(Duration::ZERO)).unwrap();
+    assert!(added_runs.get() >= 1, "a hook added during a pass runs by the next turn");
+}
