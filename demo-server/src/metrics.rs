@@ -81,11 +81,22 @@ impl Metrics {
         }
     }
 
-    /// The latest fd census (read on the spot, if no census thread was given).
-    fn census(&self) -> crate::census::Reading {
+    /// The latest fd census (read on the spot, if no census thread was
+    /// given). A `watcher` (a `/metrics` scrape, a stats subscriber) keeps
+    /// the census thread at its short period; the history's own sampling
+    /// does not.
+    fn census(&self, watcher: bool) -> crate::census::Reading {
         match &self.census {
+            Some(c) if watcher => c.watch(),
             Some(c) => c.latest(),
             None => Census::now().latest(),
+        }
+    }
+
+    /// Someone is watching the stats stream: keep the census fresh.
+    pub fn census_watched(&self) {
+        if let Some(c) = &self.census {
+            c.watch();
         }
     }
 
@@ -158,7 +169,7 @@ impl Metrics {
     /// in `docs/METRICS.md`. O(1) in fds and connections: the fd counts and
     /// the process numbers come from the census thread's latest reading.
     pub fn render(&self) -> String {
-        let census = self.census();
+        let census = self.census(true);
         let fds = census.counts;
         let workers = self.per_worker();
         let mut out = String::with_capacity(8192);
@@ -382,7 +393,7 @@ impl Metrics {
 
     /// The server now, as `/stream/stats` sends it.
     pub fn snapshot(&self, unix_ms: u64) -> Snapshot {
-        let census = self.census();
+        let census = self.census(false);
         let fds = census.counts;
         let r = self.reactor_totals();
         let (fixed, leaky) = (Route::Fixed, Route::Leaky);

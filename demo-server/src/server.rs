@@ -153,7 +153,7 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     banner(&cfg, fd_limit);
 
     let cfg = Arc::new(cfg);
-    let census = crate::census::Census::start(crate::census::PERIOD)
+    let census = crate::census::Census::start(crate::census::PERIOD, crate::census::IDLE_PERIOD)
         .map_err(|e| ServeError::Worker(e.to_string()))?;
     let metrics = Arc::new(Metrics::new(cfg.workers, cfg.timer_mode, census));
     let (tx, rx) = mpsc::channel::<Result<Waker, reactor::Error>>();

@@ -76,6 +76,7 @@ impl Worker {
         let mut out = http::SSE_HEAD.to_vec();
         sse::opening(&mut out, &hello);
         if route == Route::Stats {
+            self.metrics.census_watched();
             out.extend(self.metrics.history_event(max / 2));
         }
         let conn = &mut self.conns[key];
@@ -137,6 +138,7 @@ impl Worker {
         if stats_subscribers.is_empty() {
             return;
         }
+        self.metrics.census_watched();
         let latest = self.metrics.latest();
         if latest.t == 0 {
             return; // worker 0 has recorded nothing yet
