@@ -5,7 +5,12 @@
  * measures them the same way.
  *
  *   gcc -O2 -o /tmp/lateness-floor scripts/lateness-floor.c
- *   /tmp/lateness-floor N PERIOD_NS SECS
+ *   /tmp/lateness-floor N PERIOD_NS SECS [one]
+ *
+ * With `one`, the kernel work of the reactor's shared mode instead: the N
+ * deadlines live in user space and ONE timerfd is armed (absolute, one-shot)
+ * at the earliest; each wake-up reads it, takes every due deadline, and
+ * re-arms it. Every distinct deadline is still its own hrtimer expiry.
  *
  * Lateness of an expiry = CLOCK_MONOTONIC when the loop sees it, minus the
  * deadline of the latest expiry that read() reports (a read folding k ticks
@@ -31,8 +36,46 @@ static int cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static void arm_at(int fd, uint64_t t) {
+    struct itimerspec its = {{0, 0}, {t / 1000000000ull, t % 1000000000ull}};
+    timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, 0);
+}
+
+/* Shared mode's kernel work: one timerfd, re-armed at the earliest deadline. */
+static size_t one_timerfd(int n, uint64_t p, uint64_t t0, uint64_t end, uint64_t *lat, size_t cap) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    uint64_t *next = calloc(n, sizeof *next);
+    for (int i = 0; i < n; i++) next[i] = t0 + (uint64_t)i * p / n;
+    struct epoll_event ev = {.events = EPOLLIN};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    arm_at(fd, next[0]);
+    size_t len = 0;
+    for (;;) {
+        uint64_t t = now_ns();
+        if (t >= end) break;
+        if (epoll_wait(ep, &ev, 1, (int)((end - t) / 1000000 + 1)) != 1) continue;
+        uint64_t got, earliest = UINT64_MAX;
+        if (read(fd, &got, 8) != 8) continue;
+        uint64_t seen = now_ns();
+        for (int i = 0; i < n; i++) {
+            if (next[i] <= seen) {
+                uint64_t k = (seen - next[i]) / p; /* missed ticks fold into one */
+                uint64_t deadline = next[i] + k * p;
+                uint64_t at = now_ns();
+                if (len < cap) lat[len++] = at > deadline ? at - deadline : 0;
+                next[i] = deadline + p;
+            }
+            if (next[i] < earliest) earliest = next[i];
+        }
+        arm_at(fd, earliest);
+    }
+    return len;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4) return fprintf(stderr, "usage: lateness-floor N PERIOD_NS SECS\n"), 2;
+    if (argc != 4 && argc != 5)
+        return fprintf(stderr, "usage: lateness-floor N PERIOD_NS SECS [one]\n"), 2;
     int n = atoi(argv[1]);
     uint64_t p = strtoull(argv[2], 0, 10);
     double secs = atof(argv[3]);
@@ -42,6 +85,10 @@ int main(int argc, char **argv) {
     size_t cap = (size_t)(n * (secs * 1e9 / p + 2)) + 1024, len = 0;
     uint64_t *lat = malloc(cap * sizeof *lat);
     uint64_t t0 = now_ns() + 10000000ull; /* start in 10 ms */
+    if (argc == 5) {
+        len = one_timerfd(n, p, t0, t0 + (uint64_t)(secs * 1e9), lat, cap);
+        goto report;
+    }
     for (int i = 0; i < n; i++) {
         first[i] = t0 + (uint64_t)i * p / n;
         fd[i] = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -66,6 +113,7 @@ int main(int argc, char **argv) {
             if (len < cap) lat[len++] = seen > deadline ? seen - deadline : 0;
         }
     }
+report:
     qsort(lat, len, sizeof *lat, cmp);
 #define Q(x) (len ? lat[(size_t)(len * (x)) < len ? (size_t)(len * (x)) : len - 1] : 0)
     printf("%zu %llu %llu %llu %llu\n", len, (unsigned long long)Q(0.5), (unsigned long long)Q(0.99),

@@ -1,8 +1,9 @@
 //! Lateness of periodic timers under load: how long after its deadline each
 //! expiry is seen by user code, for the reactor in both modes, tokio's
-//! `interval`, a `thread::sleep` loop and a plain C loop doing the same kernel
-//! work (`scripts/lateness-floor.c`, compiled with the system `gcc` at run
-//! time), side by side in one run.
+//! `interval`, a `thread::sleep` loop and two plain C loops doing the same
+//! kernel work as each reactor mode (`scripts/lateness-floor.c`, compiled
+//! with the system `gcc` at run time): a timerfd per timer, and one timerfd
+//! re-armed at the earliest deadline. Side by side in one run.
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/Cargo.toml --bin lateness -- \
@@ -15,7 +16,7 @@
 //! over the period (independent timers, the worst case for wake-ups). Every
 //! contender runs each load `--rounds` times, the contenders taking turns in
 //! an order that rotates from round to round; the table gives medians over
-//! the rounds, and each contender's p99 as a ratio to the C loop's in the
+//! the rounds, and each contender's p99 as a ratio to each C loop's in the
 //! same round (median over the rounds).
 //!
 //! `--sweep`: N timers at 1 ms for each N given (N thousand expiries a
@@ -85,11 +86,15 @@ fn build_floor() -> Result<PathBuf, String> {
 }
 
 /// The C loop, as a child process: it prints `samples p50 p99 p99.9 max` in ns.
-fn c_run(bin: &PathBuf, n: usize, period: Duration, secs: Duration) -> Q {
-    let out = Command::new(bin)
-        .args([n.to_string(), period.as_nanos().to_string(), secs.as_secs_f64().to_string()])
-        .output()
-        .expect("run lateness-floor");
+/// `one`: shared mode's kernel work (one timerfd re-armed at the earliest
+/// deadline) instead of a timerfd per timer.
+fn c_run(bin: &PathBuf, n: usize, period: Duration, secs: Duration, one: bool) -> Q {
+    let mut args =
+        vec![n.to_string(), period.as_nanos().to_string(), secs.as_secs_f64().to_string()];
+    if one {
+        args.push("one".into());
+    }
+    let out = Command::new(bin).args(args).output().expect("run lateness-floor");
     let text = String::from_utf8_lossy(&out.stdout);
     let f: Vec<f64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
     assert_eq!(f.len(), 5, "lateness-floor printed {text:?}");
@@ -196,15 +201,29 @@ fn sleep_run(n: usize, period: Duration, secs: Duration) -> Stats {
     Stats { samples }
 }
 
-const CONTENDERS: [&str; 5] =
-    ["C loop", "reactor dedicated", "reactor shared", "tokio interval", "thread::sleep"];
+/// "C loop" does dedicated mode's kernel work (a timerfd per timer), "C one
+/// timerfd" shared mode's (one timerfd re-armed at the earliest deadline).
+const CONTENDERS: [&str; 6] = [
+    "C loop",
+    "C one timerfd",
+    "reactor dedicated",
+    "reactor shared",
+    "tokio interval",
+    "thread::sleep",
+];
+
+/// The index in [`CONTENDERS`] of the C loop doing the same kernel work as `c`.
+fn floor_of(c: usize) -> usize {
+    if CONTENDERS[c] == "reactor shared" || CONTENDERS[c] == "C one timerfd" { 1 } else { 0 }
+}
 
 fn run(which: usize, c_bin: &PathBuf, n: usize, period: Duration, secs: Duration) -> Q {
     match which {
-        0 => c_run(c_bin, n, period, secs),
-        1 => reactor_run(TimerMode::Dedicated, n, period, secs).quantiles(),
-        2 => reactor_run(TimerMode::Shared, n, period, secs).quantiles(),
-        3 => tokio_run(n, period, secs).quantiles(),
+        0 => c_run(c_bin, n, period, secs, false),
+        1 => c_run(c_bin, n, period, secs, true),
+        2 => reactor_run(TimerMode::Dedicated, n, period, secs).quantiles(),
+        3 => reactor_run(TimerMode::Shared, n, period, secs).quantiles(),
+        4 => tokio_run(n, period, secs).quantiles(),
         _ => sleep_run(n, period, secs).quantiles(),
     }
 }
@@ -287,7 +306,7 @@ fn main() {
             "\nSaturation: the highest rate up to which every rate measured had p99 ≤ 100 µs\n"
         );
         println!(
-            "| contender | every rate up to it ≤ 100 µs | / C loop | highest rate with p99 ≤ 100 µs | / C loop |"
+            "| contender | every rate up to it ≤ 100 µs | / its C loop | highest rate with p99 ≤ 100 µs | / its C loop |"
         );
         println!("|---|---:|---:|---:|---:|");
         // The highest rate up to which every measured rate kept p99 ≤ 100 µs:
@@ -306,8 +325,10 @@ fn main() {
                 curve.iter().filter(|(_, p)| p[c] <= 100.0).map(|(r, _)| *r).max().unwrap_or(0)
             })
             .collect();
+        // Each against the C loop doing its kernel work.
         let ratio = |v: &[usize], c: usize| {
-            if v[0] == 0 { f64::NAN } else { v[c] as f64 / v[0] as f64 }
+            let f = floor_of(c);
+            if v[f] == 0 { f64::NAN } else { v[c] as f64 / v[f] as f64 }
         };
         for c in 0..k {
             println!(
@@ -333,8 +354,10 @@ fn main() {
         "lateness (µs) of periodic timers, phases spread over the period, {secs:?} per run, \
          {rounds} rounds; medians over the rounds\n"
     );
-    println!("| load | contender | samples | p50 | p99 | p99 range | p99.9 | max | p99 / C loop |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| load | contender | samples | p50 | p99 | p99 range | p99.9 | max | p99 / C loop | p99 / C one timerfd |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &(n, period) in &loads {
         let mut q = vec![Vec::new(); k];
         for round in 0..rounds {
@@ -347,9 +370,12 @@ fn main() {
             let col = |f: fn(&Q) -> f64| q[c].iter().map(f).collect::<Vec<f64>>();
             let mut p99 = col(|x| x.p99);
             let med99 = median(&mut p99);
-            let mut ratio: Vec<f64> = (0..rounds).map(|r| q[c][r].p99 / q[0][r].p99).collect();
+            let ratio = |f: usize| -> f64 {
+                median(&mut (0..rounds).map(|r| q[c][r].p99 / q[f][r].p99).collect::<Vec<f64>>())
+            };
+            let (to_c, to_one) = (ratio(0), ratio(1));
             println!(
-                "| {n} × {}ms | {} | {:.0} | {:.1} | {med99:.1} | {:.1}–{:.1} | {:.1} | {:.1} | {:.2}× |",
+                "| {n} × {}ms | {} | {:.0} | {:.1} | {med99:.1} | {:.1}–{:.1} | {:.1} | {:.1} | {to_c:.2}× | {to_one:.2}× |",
                 period.as_millis(),
                 CONTENDERS[c],
                 median(&mut col(|x| x.samples as f64)),
@@ -358,7 +384,6 @@ fn main() {
                 p99[p99.len() - 1],
                 median(&mut col(|x| x.p999)),
                 col(|x| x.max).into_iter().fold(0.0, f64::max),
-                median(&mut ratio),
             );
         }
     }
