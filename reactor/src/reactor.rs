@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use timerfd_sys::{Clock, Expiration};
 
-use crate::context::{IoCallback, TimerCallback};
+use crate::context::IoCallback;
 use crate::deferred::Phase;
 use crate::shared::nanos;
 use crate::signal::SignalFd;
-use crate::state::{Core, Entry, IoFd, SHARED_CLOCKS, Source};
+use crate::state::{Core, DedicatedCallback, Entry, IoFd, SHARED_CLOCKS, Source};
 use crate::token::SourceId;
 use crate::trace::{Observer, TraceEvent};
 use crate::{
@@ -84,7 +84,7 @@ impl Reactor {
         callback: impl FnMut(&mut Context<'_>, u64) + 'static,
     ) -> Result<Timer, Error> {
         match mode {
-            TimerMode::Dedicated => self.add_dedicated(clock, exp, Box::new(callback)),
+            TimerMode::Dedicated => self.add_dedicated(clock, exp, Rc::new(RefCell::new(callback))),
             TimerMode::Shared => {
                 // On error, `callback` is dropped after the borrow ends: its
                 // captures may be handles whose `Drop` needs the reactor.
@@ -102,14 +102,14 @@ impl Reactor {
         &self,
         clock: Clock,
         exp: Expiration,
-        callback: TimerCallback,
+        callback: DedicatedCallback,
     ) -> Result<Timer, Error> {
         let (mut core, fd, token) = self.core().and_then(|mut core| {
             let (fd, token) = core.prepare_dedicated(clock, exp)?;
             Ok((core, fd, token))
         })?;
         let raw = fd.as_raw_fd();
-        let source = Source::Timer { fd, callback: Some(callback) };
+        let source = Source::Timer { fd, callback };
         core.insert(token, source, raw, Interest::READABLE);
         Ok(Timer { core: Rc::downgrade(&self.core), id: SourceId::Dedicated(token) })
     }
@@ -311,7 +311,8 @@ impl Reactor {
         };
         core.stats.events_dispatched += 1;
         // Dedicated timers first, the hot case: one borrow and one slab
-        // visit to take the callback out, one of each to put it back.
+        // visit, then the callback runs through its own `Rc` with no borrow
+        // held, and there is nothing to put back.
         if let Source::Timer { fd, callback } = &mut entry.source {
             // One read per ready timer; 0 means it was re-armed after epoll
             // saw it ready (a spurious event).
@@ -319,19 +320,17 @@ impl Reactor {
             if ticks == 0 {
                 return;
             }
-            let Some(mut cb) = callback.take() else { return };
+            let cb = Rc::clone(callback);
             let fd = fd.as_raw_fd();
             core.stats.timer_expirations += ticks;
             core.tracer.emit(|| TraceEvent::Fire { fd, ticks });
             drop(guard);
             let id = SourceId::Dedicated(token);
             let unwinding = RemoveOnUnwind(self, id);
-            cb(&mut Context::new(self, id), ticks);
+            cb.run(&mut Context::new(self, id), ticks);
             unwinding.returned();
-            return self.restore(token, cb, |s| match s {
-                Source::Timer { callback, .. } => Some(callback),
-                _ => None,
-            });
+            // If the source is gone, the callback drops here, with `cb`.
+            return;
         }
         let job = match &mut entry.source {
             Source::Timer { .. } => Job::Nothing, // handled above

@@ -6,8 +6,10 @@
 //!
 //! * **No user callback runs while `Core` is borrowed.** Dispatch takes a
 //!   callback out of its entry (`Option::take`), releases the borrow, calls
-//!   it, and borrows again to put it back. So a callback may call any handle
-//!   method, add sources, or drop its own handle.
+//!   it, and borrows again to put it back. A dedicated timer's callback is
+//!   shared instead ([`DedicatedCallback`]): dispatch clones the `Rc`,
+//!   releases the borrow and calls it, and has nothing to put back. So a
+//!   callback may call any handle method, add sources, or drop its own handle.
 //! * **Nothing user-owned is dropped while `Core` is borrowed.** Removing a
 //!   source returns the entry ([`Removed`]); the caller drops it after the
 //!   borrow ends, because a callback's captures may include handles whose
@@ -17,6 +19,7 @@
 //!   handle whose source removed itself finds a mismatch, never another
 //!   source.
 
+use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use slab::Slab;
 use timerfd_sys::{Clock, ClockTime, Expiration, TimerFd};
 
+use crate::Context;
 use crate::context::{IoCallback, SignalCallback, TimerCallback};
 use crate::deferred::Deferred;
 use crate::poller::{Events, Poller};
@@ -59,10 +63,39 @@ pub(crate) enum IoFd {
     Borrowed(RawFd),
 }
 
+/// A dedicated timer's callback, shared between its entry and a dispatch
+/// that is running it: one allocation, like the `Box` it replaces.
+///
+/// Dispatch clones the `Rc` (one increment), releases `Core` and calls the
+/// callback; then it drops its clone. Nothing goes back into the entry, so
+/// the hot path visits the slab once per event, not twice. If the
+/// callback's source was removed while it ran, the entry's clone is already
+/// gone and the dispatch's clone, dropped after the call with no borrow
+/// held, is the last: the callback is dropped then.
+pub(crate) type DedicatedCallback = Rc<dyn RunTimer>;
+
+/// A timer callback behind its own `RefCell`, called through one virtual
+/// call: the borrow check and the closure's body are compiled together.
+pub(crate) trait RunTimer {
+    /// Run the callback. The `RefCell` is never found borrowed, as a
+    /// callback cannot run inside itself (turns do not nest); if it were,
+    /// the call would be skipped.
+    fn run(&self, ctx: &mut Context<'_>, ticks: u64);
+}
+
+impl<F: FnMut(&mut Context<'_>, u64)> RunTimer for RefCell<F> {
+    #[inline]
+    fn run(&self, ctx: &mut Context<'_>, ticks: u64) {
+        if let Ok(mut f) = self.try_borrow_mut() {
+            f(ctx, ticks);
+        }
+    }
+}
+
 pub(crate) enum Source {
     Timer {
         fd: TimerFd,
-        callback: Option<TimerCallback>,
+        callback: DedicatedCallback,
     },
     Io {
         fd: IoFd,
