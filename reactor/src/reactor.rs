@@ -263,43 +263,58 @@ impl Reactor {
     /// turn's events are delivered by the next turn, which then does not
     /// wait. A trace observer's panic resumes here too.
     pub fn turn(&self, timeout: Option<Duration>) -> Result<usize, Error> {
-        let (events, resume) = {
+        {
             let mut core = self.core()?;
-            // Taking the buffer marks the turn: a nested one finds it missing.
-            let events = core.events.take().ok_or(Error::Reentrant)?;
+            if core.in_turn {
+                return Err(Error::Reentrant);
+            }
             if let Some(panic) = core.tracer.take_panic() {
-                core.events = Some(events);
                 drop(core);
                 std::panic::resume_unwind(panic);
             }
+            core.in_turn = true;
             core.deferred.phase = Phase::BeforeDeferred;
-            let resume = core.resume_at.take().filter(|&at| at < events.len());
-            (events, resume)
-        };
-        let mut turn = InTurn { reactor: self, events: Some(events), next: resume.unwrap_or(0) };
-        if resume.is_none() {
-            self.run_idle_hooks();
-            let mut core = self.core.borrow_mut();
+        }
+        // From here on, returning or unwinding ends the turn.
+        let turn = InTurn(self);
+        let mut core = self.core.borrow_mut();
+        // Events a panic left in the buffer are delivered before any wait.
+        if core.next_event >= core.events.len() {
+            if core.deferred.has_hooks() {
+                drop(core);
+                self.run_idle_hooks();
+                core = self.core.borrow_mut();
+            }
             let timeout = if core.has_pending_work() { Some(Duration::ZERO) } else { timeout };
-            let events = turn.events.as_mut().ok_or(Error::Reentrant)?;
-            core.poller.wait(events, timeout)?;
+            let core = &mut *core;
+            core.next_event = 0;
+            core.poller.wait(&mut core.events, timeout)?;
             core.stats.wakeups += 1;
         }
-        let start = turn.next;
-        while let Some((token, readiness)) = turn.next_event() {
-            self.dispatch(token, readiness);
+        let start = core.next_event;
+        // One borrow per event: it fetches the event and dispatches it.
+        while let Some((token, readiness)) = core.events.get(core.next_event) {
+            core.next_event += 1;
+            self.dispatch(core, token, readiness);
+            core = self.core.borrow_mut();
         }
-        let n = turn.next - start;
-        // Still inside the turn (the buffer is out): a deferred callback
-        // cannot nest a turn either.
-        self.run_deferred();
-        drop(turn);
+        let n = core.next_event - start;
+        if core.deferred.queue.is_empty() {
+            // The common end: nothing deferred, so end the turn in this borrow.
+            core.end_turn();
+            drop(core);
+            std::mem::forget(turn);
+        } else {
+            drop(core);
+            // Still inside the turn: a deferred callback cannot nest a turn either.
+            self.run_deferred();
+            drop(turn);
+        }
         Ok(n)
     }
 
     /// Route one event to its source, unless it is stale.
-    fn dispatch(&self, token: Token, readiness: Readiness) {
-        let mut guard = self.core.borrow_mut();
+    fn dispatch(&self, mut guard: RefMut<'_, Core>, token: Token, readiness: Readiness) {
         let core = &mut *guard;
         // The generation check: an event for a source dropped since the wait
         // (its slot perhaps reused) finds a mismatch here.
@@ -453,36 +468,16 @@ impl Reactor {
     }
 }
 
-/// The event buffer while a turn dispatches it. Dropping it, at the end of
-/// the turn or while a callback's panic unwinds through it, puts the buffer
-/// back, with the place to resume if events remain.
-struct InTurn<'a> {
-    reactor: &'a Reactor,
-    events: Option<crate::poller::Events>,
-    next: usize,
-}
-
-impl InTurn<'_> {
-    fn next_event(&mut self) -> Option<(Token, Readiness)> {
-        let event = self.events.as_ref()?.get(self.next)?;
-        self.next += 1;
-        Some(event)
-    }
-}
+/// A turn in progress. Dropping it, at the end of the turn or while a
+/// callback's panic unwinds through it, ends the turn; events the panic cut
+/// off stay in the buffer for the next turn (see [`Core::end_turn`]).
+struct InTurn<'a>(&'a Reactor);
 
 impl Drop for InTurn<'_> {
     fn drop(&mut self) {
         // Callbacks hold no borrow, and theirs end before this runs.
-        if let Ok(mut core) = self.reactor.core.try_borrow_mut() {
-            let events = self.events.take();
-            if events.as_ref().is_some_and(|e| self.next < e.len()) {
-                // A panic cut the batch short: the next turn resumes it, and a
-                // host loop must see the fd readable for that.
-                core.resume_at = Some(self.next);
-                core.notify();
-            }
-            core.deferred.phase = Phase::Outside;
-            core.events = events;
+        if let Ok(mut core) = self.0.core.try_borrow_mut() {
+            core.end_turn();
         }
     }
 }

@@ -150,12 +150,16 @@ pub(crate) struct Core {
     pub(crate) tracer: Tracer,
     pub(crate) stop: bool,
     pub(crate) waker: Option<Arc<WakerInner>>,
-    /// Taken out for the length of a turn, so callbacks can borrow `Core`.
-    pub(crate) events: Option<Events>,
-    /// Where the next turn resumes in `events` instead of waiting: set when
-    /// a callback's panic cut a turn short, so that the rest of its batch
+    /// The last wait's events. Each is fetched under the borrow that
+    /// dispatches it, so the buffer never leaves `Core`.
+    pub(crate) events: Events,
+    /// The next event of `events` to dispatch. Below `events.len()` between
+    /// turns only when a callback's panic cut a turn short: the next turn
+    /// then resumes here instead of waiting, so that the rest of the batch
     /// (edge-triggered readiness included) is still delivered.
-    pub(crate) resume_at: Option<usize>,
+    pub(crate) next_event: usize,
+    /// Set while a turn runs: a nested turn is refused.
+    pub(crate) in_turn: bool,
     /// Deferred callbacks and idle hooks.
     pub(crate) deferred: Deferred,
 }
@@ -172,8 +176,9 @@ impl Core {
             tracer: Tracer::from_env(),
             stop: false,
             waker: None,
-            events: Some(Events::with_capacity(EVENTS_PER_TURN)),
-            resume_at: None,
+            events: Events::with_capacity(EVENTS_PER_TURN),
+            next_event: 0,
+            in_turn: false,
             deferred: Deferred::default(),
         })
     }
@@ -225,7 +230,18 @@ impl Core {
 
     /// Whether a turn must not block: work is pending that no fd shows.
     pub(crate) fn has_pending_work(&self) -> bool {
-        !self.deferred.queue.is_empty() || self.resume_at.is_some()
+        !self.deferred.queue.is_empty() || self.next_event < self.events.len()
+    }
+
+    /// End a turn, on return or while a callback's panic unwinds out of it.
+    /// If the panic cut the batch short, the next turn resumes it, and a host
+    /// loop must see the fd readable for that.
+    pub(crate) fn end_turn(&mut self) {
+        self.in_turn = false;
+        self.deferred.phase = crate::deferred::Phase::Outside;
+        if self.next_event < self.events.len() {
+            self.notify();
+        }
     }
 
     /// Move the gauges of `source` by `delta` (+1 added, -1 removed): the
