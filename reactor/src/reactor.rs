@@ -342,9 +342,10 @@ impl Reactor {
             drop(guard);
             let id = SourceId::Dedicated(token);
             let mut unwinding = RemoveOnUnwind(Context::new(self, id));
+            // `run` drops `cb` when the callback returns: if the source was
+            // removed meanwhile, that drops the callback, with no borrow held.
             cb.run(&mut unwinding.0, ticks);
             unwinding.returned();
-            // If the source is gone, the callback drops here, with `cb`.
             return;
         }
         match Job::of(&mut entry.source) {

@@ -66,8 +66,8 @@ pub(crate) enum IoFd {
 /// A dedicated timer's callback, shared between its entry and a dispatch
 /// that is running it: one allocation, like the `Box` it replaces.
 ///
-/// Dispatch clones the `Rc` (one increment), releases `Core` and calls the
-/// callback; then it drops its clone. Nothing goes back into the entry, so
+/// Dispatch clones the `Rc` (one increment), releases `Core` and hands the
+/// clone to [`RunTimer::run`], which calls the callback and drops it. Nothing goes back into the entry, so
 /// the hot path visits the slab once per event, not twice. If the
 /// callback's source was removed while it ran, the entry's clone is already
 /// gone and the dispatch's clone, dropped after the call with no borrow
@@ -75,17 +75,18 @@ pub(crate) enum IoFd {
 pub(crate) type DedicatedCallback = Rc<dyn RunTimer>;
 
 /// A timer callback behind its own `RefCell`, called through one virtual
-/// call: the borrow check and the closure's body are compiled together.
+/// call: the borrow check, the closure's body and the release of the
+/// caller's `Rc` are compiled together, where the layout is known.
 pub(crate) trait RunTimer {
-    /// Run the callback. The `RefCell` is never found borrowed, as a
-    /// callback cannot run inside itself (turns do not nest); if it were,
-    /// the call would be skipped.
-    fn run(&self, ctx: &mut Context<'_>, ticks: u64);
+    /// Run the callback, then drop `self`, the dispatch's clone. The
+    /// `RefCell` is never found borrowed, as a callback cannot run inside
+    /// itself (turns do not nest); if it were, the call would be skipped.
+    fn run(self: Rc<Self>, ctx: &mut Context<'_>, ticks: u64);
 }
 
 impl<F: FnMut(&mut Context<'_>, u64)> RunTimer for RefCell<F> {
     #[inline]
-    fn run(&self, ctx: &mut Context<'_>, ticks: u64) {
+    fn run(self: Rc<Self>, ctx: &mut Context<'_>, ticks: u64) {
         if let Ok(mut f) = self.try_borrow_mut() {
             f(ctx, ticks);
         }
