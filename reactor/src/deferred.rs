@@ -76,6 +76,12 @@ impl Deferred {
         }
     }
 
+    /// Whether any idle hook exists: a turn skips the hook pass without.
+    #[inline]
+    pub(crate) fn has_hooks(&self) -> bool {
+        !self.hooks.is_empty()
+    }
+
     pub(crate) fn hook_is_live(&self, key: usize, generation: u32) -> bool {
         self.hooks.get(key).is_some_and(|h| h.generation == generation)
     }

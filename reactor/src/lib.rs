@@ -55,7 +55,8 @@
 //! ```
 //!
 //! A turn allocates nothing: the event buffer is reused, callbacks are taken
-//! out of their entries and put back, and shared-mode passes reuse their
+//! out of their entries and put back (a dedicated timer's is shared through
+//! an `Rc` instead), and shared-mode passes reuse their
 //! scratch list.
 //!
 //! # Two timer modes

@@ -69,26 +69,50 @@ impl Poller {
     pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> Result<usize, Errno> {
         // The clock is read only for a timeout that could be interrupted
         // and need its remainder: not for `None` (block) or zero (poll).
-        let deadline = timeout.filter(|t| !t.is_zero()).map(|t| Instant::now().checked_add(t));
-        let mut left = timeout;
+        let start = match timeout {
+            Some(t) if !t.is_zero() => Some(Instant::now()),
+            _ => None,
+        };
+        events.buf.clear();
+        let ts = timeout.map(timespec);
+        match epoll::wait(&self.epoll, spare_capacity(&mut events.buf), ts.as_ref()) {
+            Err(Errno::INTR) => self.wait_after_signal(events, timeout, start),
+            result => result,
+        }
+    }
+
+    /// [`wait`](Self::wait) after an `EINTR`: wait again, for the time that
+    /// remains of `timeout`, which started at `start` (`None`: blocking or
+    /// polling, nothing to recompute). Out of line: signals are rare.
+    #[cold]
+    #[inline(never)]
+    fn wait_after_signal(
+        &self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        start: Option<Instant>,
+    ) -> Result<usize, Errno> {
+        // `Some(None)`: a timeout too far away to overflow Instant; keep it.
+        let deadline = start.zip(timeout).map(|(start, t)| start.checked_add(t));
         loop {
+            let left = match deadline {
+                Some(Some(deadline)) => Some(deadline.saturating_duration_since(Instant::now())),
+                _ => timeout,
+            };
             events.buf.clear();
-            let ts = left.map(|d| Timespec {
-                tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-                tv_nsec: d.subsec_nanos().into(),
-            });
+            let ts = left.map(timespec);
             match epoll::wait(&self.epoll, spare_capacity(&mut events.buf), ts.as_ref()) {
-                Ok(n) => return Ok(n),
-                Err(Errno::INTR) => {
-                    // Some(None): a timeout too far away to overflow Instant; keep it.
-                    if let Some(Some(deadline)) = deadline {
-                        left = Some(deadline.saturating_duration_since(Instant::now()));
-                    }
-                }
-                Err(e) => return Err(e),
+                Err(Errno::INTR) => continue,
+                result => return result,
             }
         }
     }
+}
+
+/// A timeout as the `timespec` `epoll_pwait2` takes (rustix falls back to
+/// `epoll_pwait`'s milliseconds, rounded up, when that is exact enough).
+fn timespec(d: Duration) -> Timespec {
+    Timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as i64, tv_nsec: d.subsec_nanos().into() }
 }
 
 impl AsFd for Poller {

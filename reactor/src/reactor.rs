@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use timerfd_sys::{Clock, Expiration};
 
-use crate::context::{IoCallback, TimerCallback};
+use crate::context::IoCallback;
 use crate::deferred::Phase;
 use crate::shared::nanos;
 use crate::signal::SignalFd;
-use crate::state::{Core, Entry, IoFd, SHARED_CLOCKS, Source};
+use crate::state::{Core, DedicatedCallback, Entry, IoFd, SHARED_CLOCKS, Source};
 use crate::token::SourceId;
 use crate::trace::{Observer, TraceEvent};
 use crate::{
@@ -84,7 +84,7 @@ impl Reactor {
         callback: impl FnMut(&mut Context<'_>, u64) + 'static,
     ) -> Result<Timer, Error> {
         match mode {
-            TimerMode::Dedicated => self.add_dedicated(clock, exp, Box::new(callback)),
+            TimerMode::Dedicated => self.add_dedicated(clock, exp, Rc::new(RefCell::new(callback))),
             TimerMode::Shared => {
                 // On error, `callback` is dropped after the borrow ends: its
                 // captures may be handles whose `Drop` needs the reactor.
@@ -102,14 +102,14 @@ impl Reactor {
         &self,
         clock: Clock,
         exp: Expiration,
-        callback: TimerCallback,
+        callback: DedicatedCallback,
     ) -> Result<Timer, Error> {
         let (mut core, fd, token) = self.core().and_then(|mut core| {
             let (fd, token) = core.prepare_dedicated(clock, exp)?;
             Ok((core, fd, token))
         })?;
         let raw = fd.as_raw_fd();
-        let source = Source::Timer { fd, callback: Some(callback) };
+        let source = Source::Timer { fd, callback };
         core.insert(token, source, raw, Interest::READABLE);
         Ok(Timer { core: Rc::downgrade(&self.core), id: SourceId::Dedicated(token) })
     }
@@ -263,43 +263,58 @@ impl Reactor {
     /// turn's events are delivered by the next turn, which then does not
     /// wait. A trace observer's panic resumes here too.
     pub fn turn(&self, timeout: Option<Duration>) -> Result<usize, Error> {
-        let (events, resume) = {
+        {
             let mut core = self.core()?;
-            // Taking the buffer marks the turn: a nested one finds it missing.
-            let events = core.events.take().ok_or(Error::Reentrant)?;
+            if core.in_turn {
+                return Err(Error::Reentrant);
+            }
             if let Some(panic) = core.tracer.take_panic() {
-                core.events = Some(events);
                 drop(core);
                 std::panic::resume_unwind(panic);
             }
+            core.in_turn = true;
             core.deferred.phase = Phase::BeforeDeferred;
-            let resume = core.resume_at.take().filter(|&at| at < events.len());
-            (events, resume)
-        };
-        let mut turn = InTurn { reactor: self, events: Some(events), next: resume.unwrap_or(0) };
-        if resume.is_none() {
-            self.run_idle_hooks();
-            let mut core = self.core.borrow_mut();
+        }
+        // From here on, returning or unwinding ends the turn.
+        let turn = InTurn(self);
+        let mut core = self.core.borrow_mut();
+        // Events a panic left in the buffer are delivered before any wait.
+        if core.next_event >= core.events.len() {
+            if core.deferred.has_hooks() {
+                drop(core);
+                self.run_idle_hooks();
+                core = self.core.borrow_mut();
+            }
             let timeout = if core.has_pending_work() { Some(Duration::ZERO) } else { timeout };
-            let events = turn.events.as_mut().ok_or(Error::Reentrant)?;
-            core.poller.wait(events, timeout)?;
+            let core = &mut *core;
+            core.next_event = 0;
+            core.poller.wait(&mut core.events, timeout)?;
             core.stats.wakeups += 1;
         }
-        let start = turn.next;
-        while let Some((token, readiness)) = turn.next_event() {
-            self.dispatch(token, readiness);
+        let start = core.next_event;
+        // One borrow per event: it fetches the event and dispatches it.
+        while let Some((token, readiness)) = core.events.get(core.next_event) {
+            core.next_event += 1;
+            self.dispatch(core, token, readiness);
+            core = self.core.borrow_mut();
         }
-        let n = turn.next - start;
-        // Still inside the turn (the buffer is out): a deferred callback
-        // cannot nest a turn either.
-        self.run_deferred();
-        drop(turn);
+        let n = core.next_event - start;
+        if core.deferred.queue.is_empty() {
+            // The common end: nothing deferred, so end the turn in this borrow.
+            core.end_turn();
+            drop(core);
+            std::mem::forget(turn);
+        } else {
+            drop(core);
+            // Still inside the turn: a deferred callback cannot nest a turn either.
+            self.run_deferred();
+            drop(turn);
+        }
         Ok(n)
     }
 
     /// Route one event to its source, unless it is stale.
-    fn dispatch(&self, token: Token, readiness: Readiness) {
-        let mut guard = self.core.borrow_mut();
+    fn dispatch(&self, mut guard: RefMut<'_, Core>, token: Token, readiness: Readiness) {
         let core = &mut *guard;
         // The generation check: an event for a source dropped since the wait
         // (its slot perhaps reused) finds a mismatch here.
@@ -311,7 +326,8 @@ impl Reactor {
         };
         core.stats.events_dispatched += 1;
         // Dedicated timers first, the hot case: one borrow and one slab
-        // visit to take the callback out, one of each to put it back.
+        // visit, then the callback runs through its own `Rc` with no borrow
+        // held, and there is nothing to put back.
         if let Source::Timer { fd, callback } = &mut entry.source {
             // One read per ready timer; 0 means it was re-armed after epoll
             // saw it ready (a spurious event).
@@ -319,28 +335,20 @@ impl Reactor {
             if ticks == 0 {
                 return;
             }
-            let Some(mut cb) = callback.take() else { return };
+            let cb = Rc::clone(callback);
             let fd = fd.as_raw_fd();
             core.stats.timer_expirations += ticks;
             core.tracer.emit(|| TraceEvent::Fire { fd, ticks });
             drop(guard);
             let id = SourceId::Dedicated(token);
-            let unwinding = RemoveOnUnwind(self, id);
-            cb(&mut Context::new(self, id), ticks);
+            let mut unwinding = RemoveOnUnwind(Context::new(self, id));
+            // `run` drops `cb` when the callback returns: if the source was
+            // removed meanwhile, that drops the callback, with no borrow held.
+            cb.run(&mut unwinding.0, ticks);
             unwinding.returned();
-            return self.restore(token, cb, |s| match s {
-                Source::Timer { callback, .. } => Some(callback),
-                _ => None,
-            });
+            return;
         }
-        let job = match &mut entry.source {
-            Source::Timer { .. } => Job::Nothing, // handled above
-            Source::Io { callback, .. } => callback.take().map_or(Job::Nothing, Job::Io),
-            Source::Signal { .. } => Job::Signals,
-            Source::Waker => Job::Wake,
-            Source::SharedFd(heap) => Job::SharedPass(*heap),
-        };
-        match job {
+        match Job::of(&mut entry.source) {
             Job::Nothing => {}
             Job::Wake => {
                 if let Some(w) = &core.waker {
@@ -350,8 +358,8 @@ impl Reactor {
             Job::Io(mut cb) => {
                 drop(guard);
                 let id = SourceId::Io(token);
-                let unwinding = RemoveOnUnwind(self, id);
-                cb(&mut Context::new(self, id), readiness);
+                let mut unwinding = RemoveOnUnwind(Context::new(self, id));
+                cb(&mut unwinding.0, readiness);
                 unwinding.returned();
                 self.restore(token, cb, |s| match s {
                     Source::Io { callback, .. } => Some(callback),
@@ -408,8 +416,8 @@ impl Reactor {
             };
             let mut cb = cb;
             let id = SourceId::Signal(token);
-            let unwinding = RemoveOnUnwind(self, id);
-            cb(&mut Context::new(self, id), info);
+            let mut unwinding = RemoveOnUnwind(Context::new(self, id));
+            cb(&mut unwinding.0, info);
             unwinding.returned();
             self.restore(token, cb, |s| match s {
                 Source::Signal { callback, .. } => Some(callback),
@@ -445,8 +453,8 @@ impl Reactor {
             };
             let Some(mut f) = fired else { continue };
             let id = SourceId::Shared { heap, key: f.key, generation: f.generation };
-            let unwinding = RemoveOnUnwind(self, id);
-            (f.callback)(&mut Context::new(self, id), f.ticks);
+            let mut unwinding = RemoveOnUnwind(Context::new(self, id));
+            (f.callback)(&mut unwinding.0, f.ticks);
             unwinding.returned();
             let leftover =
                 self.core.borrow_mut().shared[h].restore(f.key, f.generation, f.callback);
@@ -461,45 +469,26 @@ impl Reactor {
     }
 }
 
-/// The event buffer while a turn dispatches it. Dropping it, at the end of
-/// the turn or while a callback's panic unwinds through it, puts the buffer
-/// back, with the place to resume if events remain.
-struct InTurn<'a> {
-    reactor: &'a Reactor,
-    events: Option<crate::poller::Events>,
-    next: usize,
-}
-
-impl InTurn<'_> {
-    fn next_event(&mut self) -> Option<(Token, Readiness)> {
-        let event = self.events.as_ref()?.get(self.next)?;
-        self.next += 1;
-        Some(event)
-    }
-}
+/// A turn in progress. Dropping it, at the end of the turn or while a
+/// callback's panic unwinds through it, ends the turn; events the panic cut
+/// off stay in the buffer for the next turn (see [`Core::end_turn`]).
+struct InTurn<'a>(&'a Reactor);
 
 impl Drop for InTurn<'_> {
     fn drop(&mut self) {
         // Callbacks hold no borrow, and theirs end before this runs.
-        if let Ok(mut core) = self.reactor.core.try_borrow_mut() {
-            let events = self.events.take();
-            if events.as_ref().is_some_and(|e| self.next < e.len()) {
-                // A panic cut the batch short: the next turn resumes it, and a
-                // host loop must see the fd readable for that.
-                core.resume_at = Some(self.next);
-                core.notify();
-            }
-            core.deferred.phase = Phase::Outside;
-            core.events = events;
+        if let Ok(mut core) = self.0.core.try_borrow_mut() {
+            core.end_turn();
         }
     }
 }
 
-/// Armed around a callback: if the callback panics, its source is removed
-/// while the panic unwinds. The callback itself unwinds with the panic, so
-/// the source could never be served again; removing it closes its fd, stops
-/// its wake-ups and keeps `Stats` true. Defused when the callback returns.
-struct RemoveOnUnwind<'a>(&'a Reactor, SourceId);
+/// Armed around a callback, and holding the [`Context`] it gets: if the
+/// callback panics, its source is removed while the panic unwinds. The
+/// callback itself unwinds with the panic, so the source could never be
+/// served again; removing it closes its fd, stops its wake-ups and keeps
+/// `Stats` true. Defused when the callback returns.
+struct RemoveOnUnwind<'a>(Context<'a>);
 
 impl RemoveOnUnwind<'_> {
     fn returned(self) {
@@ -509,7 +498,7 @@ impl RemoveOnUnwind<'_> {
 
 impl Drop for RemoveOnUnwind<'_> {
     fn drop(&mut self) {
-        self.0.remove(self.1);
+        self.0.remove();
     }
 }
 
@@ -537,6 +526,22 @@ enum Job {
     Io(IoCallback),
     Signals,
     SharedPass(u8),
+}
+
+impl Job {
+    /// What an event for a source other than a dedicated timer asks for.
+    /// Kept out of line: inlined, its match became a jump table that every
+    /// timer event went through too, where a single compare does.
+    #[inline(never)]
+    fn of(source: &mut Source) -> Job {
+        match source {
+            Source::Timer { .. } => Job::Nothing, // dispatched before this
+            Source::Io { callback, .. } => callback.take().map_or(Job::Nothing, Job::Io),
+            Source::Signal { .. } => Job::Signals,
+            Source::Waker => Job::Wake,
+            Source::SharedFd(heap) => Job::SharedPass(*heap),
+        }
+    }
 }
 
 /// The epoll fd, for nesting this reactor in another event loop.

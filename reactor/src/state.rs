@@ -6,8 +6,10 @@
 //!
 //! * **No user callback runs while `Core` is borrowed.** Dispatch takes a
 //!   callback out of its entry (`Option::take`), releases the borrow, calls
-//!   it, and borrows again to put it back. So a callback may call any handle
-//!   method, add sources, or drop its own handle.
+//!   it, and borrows again to put it back. A dedicated timer's callback is
+//!   shared instead ([`DedicatedCallback`]): dispatch clones the `Rc`,
+//!   releases the borrow and calls it, and has nothing to put back. So a
+//!   callback may call any handle method, add sources, or drop its own handle.
 //! * **Nothing user-owned is dropped while `Core` is borrowed.** Removing a
 //!   source returns the entry ([`Removed`]); the caller drops it after the
 //!   borrow ends, because a callback's captures may include handles whose
@@ -17,6 +19,7 @@
 //!   handle whose source removed itself finds a mismatch, never another
 //!   source.
 
+use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use slab::Slab;
 use timerfd_sys::{Clock, ClockTime, Expiration, TimerFd};
 
+use crate::Context;
 use crate::context::{IoCallback, SignalCallback, TimerCallback};
 use crate::deferred::Deferred;
 use crate::poller::{Events, Poller};
@@ -59,10 +63,40 @@ pub(crate) enum IoFd {
     Borrowed(RawFd),
 }
 
+/// A dedicated timer's callback, shared between its entry and a dispatch
+/// that is running it: one allocation, like the `Box` it replaces.
+///
+/// Dispatch clones the `Rc` (one increment), releases `Core` and hands the
+/// clone to [`RunTimer::run`], which calls the callback and drops it. Nothing goes back into the entry, so
+/// the hot path visits the slab once per event, not twice. If the
+/// callback's source was removed while it ran, the entry's clone is already
+/// gone and the dispatch's clone, dropped after the call with no borrow
+/// held, is the last: the callback is dropped then.
+pub(crate) type DedicatedCallback = Rc<dyn RunTimer>;
+
+/// A timer callback behind its own `RefCell`, called through one virtual
+/// call: the borrow check, the closure's body and the release of the
+/// caller's `Rc` are compiled together, where the layout is known.
+pub(crate) trait RunTimer {
+    /// Run the callback, then drop `self`, the dispatch's clone. The
+    /// `RefCell` is never found borrowed, as a callback cannot run inside
+    /// itself (turns do not nest); if it were, the call would be skipped.
+    fn run(self: Rc<Self>, ctx: &mut Context<'_>, ticks: u64);
+}
+
+impl<F: FnMut(&mut Context<'_>, u64)> RunTimer for RefCell<F> {
+    #[inline]
+    fn run(self: Rc<Self>, ctx: &mut Context<'_>, ticks: u64) {
+        if let Ok(mut f) = self.try_borrow_mut() {
+            f(ctx, ticks);
+        }
+    }
+}
+
 pub(crate) enum Source {
     Timer {
         fd: TimerFd,
-        callback: Option<TimerCallback>,
+        callback: DedicatedCallback,
     },
     Io {
         fd: IoFd,
@@ -117,12 +151,16 @@ pub(crate) struct Core {
     pub(crate) tracer: Tracer,
     pub(crate) stop: bool,
     pub(crate) waker: Option<Arc<WakerInner>>,
-    /// Taken out for the length of a turn, so callbacks can borrow `Core`.
-    pub(crate) events: Option<Events>,
-    /// Where the next turn resumes in `events` instead of waiting: set when
-    /// a callback's panic cut a turn short, so that the rest of its batch
+    /// The last wait's events. Each is fetched under the borrow that
+    /// dispatches it, so the buffer never leaves `Core`.
+    pub(crate) events: Events,
+    /// The next event of `events` to dispatch. Below `events.len()` between
+    /// turns only when a callback's panic cut a turn short: the next turn
+    /// then resumes here instead of waiting, so that the rest of the batch
     /// (edge-triggered readiness included) is still delivered.
-    pub(crate) resume_at: Option<usize>,
+    pub(crate) next_event: usize,
+    /// Set while a turn runs: a nested turn is refused.
+    pub(crate) in_turn: bool,
     /// Deferred callbacks and idle hooks.
     pub(crate) deferred: Deferred,
 }
@@ -139,8 +177,9 @@ impl Core {
             tracer: Tracer::from_env(),
             stop: false,
             waker: None,
-            events: Some(Events::with_capacity(EVENTS_PER_TURN)),
-            resume_at: None,
+            events: Events::with_capacity(EVENTS_PER_TURN),
+            next_event: 0,
+            in_turn: false,
             deferred: Deferred::default(),
         })
     }
@@ -192,7 +231,18 @@ impl Core {
 
     /// Whether a turn must not block: work is pending that no fd shows.
     pub(crate) fn has_pending_work(&self) -> bool {
-        !self.deferred.queue.is_empty() || self.resume_at.is_some()
+        !self.deferred.queue.is_empty() || self.next_event < self.events.len()
+    }
+
+    /// End a turn, on return or while a callback's panic unwinds out of it.
+    /// If the panic cut the batch short, the next turn resumes it, and a host
+    /// loop must see the fd readable for that.
+    pub(crate) fn end_turn(&mut self) {
+        self.in_turn = false;
+        self.deferred.phase = crate::deferred::Phase::Outside;
+        if self.next_event < self.events.len() {
+            self.notify();
+        }
     }
 
     /// Move the gauges of `source` by `delta` (+1 added, -1 removed): the
