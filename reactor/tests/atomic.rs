@@ -212,8 +212,39 @@ fn any_expiration() -> impl Strategy<Value = Expiration> {
     ]
 }
 
+/// Dedicated and shared give the same answer for `exp`, on a reactor with
+/// `before` scheduled as a shared timer (or nothing), and leave no trace.
+fn both_modes_agree(exp: Expiration, before: Option<Expiration>) -> Result<(), TestCaseError> {
+    let _serial = serial();
+    let r = Reactor::new().unwrap();
+    let _other = before.and_then(|b| r.add_timer(TimerMode::Shared, b, |_, _| {}).ok());
+    let start = census(&r);
+    let dedicated = r.add_timer(TimerMode::Dedicated, exp, |_, _| {});
+    let shared = r.add_timer(TimerMode::Shared, exp, |_, _| {});
+    prop_assert_eq!(dedicated.as_ref().err(), shared.as_ref().err(), "{:?}", exp);
+    drop((dedicated, shared));
+    // The kernel agrees with Stats (the shared timerfd, once created, stays).
+    let (stats, fds) = census(&r);
+    prop_assert_eq!(fds - start.1, stats.timerfds_open - start.0.timerfds_open);
+    prop_assert_eq!(r.stats().timers(), start.0.timers());
+    Ok(())
+}
+
+/// The case proptest once shrank a failure to, kept here because the
+/// property below keeps no failure file.
+#[test]
+fn both_modes_agree_on_an_immediate_one_nanosecond_interval() {
+    both_modes_agree(Expiration::Every { first: Duration::ZERO, period: NS }, None).unwrap();
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+    // No failure file: proptest opens it before the first case, outside
+    // `serial()`, and that fd showed up in another test's fd count.
+    #![proptest_config(ProptestConfig {
+        cases: 2_000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     /// Dedicated and shared give the same answer for every expiration, on a
     /// reactor that has other shared timers scheduled or none.
@@ -222,17 +253,6 @@ proptest! {
         exp in any_expiration(),
         before in proptest::option::of(any_expiration()),
     ) {
-        let _serial = serial();
-        let r = Reactor::new().unwrap();
-        let _other = before.and_then(|b| r.add_timer(TimerMode::Shared, b, |_, _| {}).ok());
-        let start = census(&r);
-        let dedicated = r.add_timer(TimerMode::Dedicated, exp, |_, _| {});
-        let shared = r.add_timer(TimerMode::Shared, exp, |_, _| {});
-        prop_assert_eq!(dedicated.as_ref().err(), shared.as_ref().err(), "{:?}", exp);
-        drop((dedicated, shared));
-        // The kernel agrees with Stats (the shared timerfd, once created, stays).
-        let (stats, fds) = census(&r);
-        prop_assert_eq!(fds - start.1, stats.timerfds_open - start.0.timerfds_open);
-        prop_assert_eq!(r.stats().timers(), start.0.timers());
+        both_modes_agree(exp, before)?;
     }
 }
