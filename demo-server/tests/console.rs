@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Read;
-use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 
@@ -18,23 +17,46 @@ fn closed_pipe() -> OwnedFd {
     write
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The port `pid` listens on, read from the kernel's socket table: its
+/// banner goes to a closed stdout, so the port cannot come from there. (A
+/// port picked by the test and handed over with `--addr` races every other
+/// process on the machine binding port 0 between the pick and the bind.)
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = test_support::fds::links(&pid.to_string())
+        .iter()
+        .filter_map(|l| l.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned))
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let listening = f.get(3) == Some(&"0A");
+        if !listening || !inodes.iter().any(|i| f.get(9) == Some(&i.as_str())) {
+            return None;
+        }
+        u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()
+    })
 }
 
 #[test]
 fn sigterm_with_stdout_and_stderr_closed_drains_and_exits_0() {
-    let port = free_port();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let child = Command::new(env!("CARGO_BIN_EXE_demo-server"))
-        .args(["serve", "--interval", "50ms", "--addr", &addr.to_string()])
+        .args(["serve", "--interval", "50ms", "--addr", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::from(closed_pipe()))
         .stderr(Stdio::from(closed_pipe()))
         .spawn()
         .unwrap();
     let mut server = Proc(child);
-    assert!(wait_until(SOON, || TcpStream::connect(addr).is_ok()), "the server never listened");
+    let mut port = None;
+    assert!(
+        wait_until(SOON, || {
+            port = listening_port(server.0.id());
+            port.is_some()
+        }),
+        "the server never listened"
+    );
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port.unwrap()).into();
     let mut stream = open_stream(addr, "fixed");
     read_heartbeats(&mut stream, 1);
     let pid = rustix::process::Pid::from_raw(server.0.id() as i32).unwrap();
