@@ -28,10 +28,15 @@ fn a_poll_loop_drives_the_reactor_and_misses_no_deadline_in_either_mode() {
     let mut timers = Vec::new();
     for mode in [TimerMode::Dedicated, TimerMode::Shared] {
         let f = fired.clone();
-        let exp = Expiration::Once(Duration::from_millis(5));
+        // Armed far out first, so that "nothing is due yet" holds however
+        // long the test is preempted before it looks; then due in 5 ms.
+        let exp = Expiration::Once(Duration::from_secs(3600));
         timers.push(r.add_timer(mode, exp, move |_, _| f.borrow_mut().push(mode)).unwrap());
     }
     assert!(!readable(&r), "nothing is due yet");
+    for t in &timers {
+        t.set(Expiration::Once(Duration::from_millis(5))).unwrap();
+    }
     let deadline = std::time::Instant::now() + SOON;
     while fired.borrow().len() < 2 {
         assert!(std::time::Instant::now() < deadline, "a deadline was missed while nested");
