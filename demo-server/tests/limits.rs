@@ -188,7 +188,16 @@ fn several_workers_share_one_listener_and_the_metrics() {
             })
             .collect()
     };
-    assert_eq!(dedicated(&server.metrics()).iter().sum::<f64>(), 12.0);
+    // Each worker publishes its reactor's stats after its turn, which may
+    // come a little after the stream it opened was counted: wait for it.
+    let mut sum = 0.0;
+    assert!(
+        wait_until(SOON, || {
+            sum = dedicated(&server.metrics()).iter().sum::<f64>();
+            sum == 12.0
+        }),
+        "the workers' heartbeat timers sum to {sum}, not 12"
+    );
     drop(streams);
     assert_eq!(server.settled_fds(3), server.fds());
     assert!(wait_until(SOON, || dedicated(&server.metrics()).iter().sum::<f64>() == 0.0));
