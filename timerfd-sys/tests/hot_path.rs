@@ -69,10 +69,13 @@ fn hot_path_makes_one_syscall_per_call_and_no_allocation() {
         .unwrap();
     assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // Not necessarily at the start of a line: a harness running one test at
+    // a time (RUST_TEST_THREADS=1, or a one-CPU machine) has printed
+    // "test NAME ... " on that line before the test runs.
     let fd: i32 = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("TIMERFD="))
-        .expect("child printed its fd")
+        .find_map(|l| l.split_once("TIMERFD=").map(|(_, fd)| fd))
+        .unwrap_or_else(|| panic!("child printed no fd: {stdout}"))
         .trim()
         .parse()
         .unwrap();
