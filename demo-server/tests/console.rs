@@ -12,7 +12,9 @@ use common::{Proc, SOON, open_stream, read_heartbeats, wait_until};
 /// The write end of a pipe whose read end is already closed: every write
 /// to it fails with EPIPE.
 fn closed_pipe() -> OwnedFd {
-    let (read, write) = rustix::pipe::pipe().unwrap();
+    // Close-on-exec: a child another test spawns meanwhile must not
+    // inherit it (the child under test gets it as its stdout or stderr).
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     drop(read);
     write
 }

@@ -114,8 +114,11 @@ impl Drop for Proc {
 /// A client socket whose receive buffer is set before it connects, so the
 /// window it advertises is small from the start.
 pub fn connect_with_recv_buffer(addr: SocketAddr, bytes: usize) -> TcpStream {
-    use rustix::net::{AddressFamily, SocketType, connect, socket, sockopt};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, connect, socket_with, sockopt};
+    // Close-on-exec, as std's sockets are: tests run in parallel, and a
+    // server another test spawns meanwhile must not inherit this client.
+    let fd =
+        socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap();
     sockopt::set_socket_recv_buffer_size(&fd, bytes).unwrap();
     connect(&fd, &addr).unwrap();
     let s = TcpStream::from(fd);
