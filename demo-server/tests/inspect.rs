@@ -234,10 +234,11 @@ fn watch_keeps_its_cadence_with_10000_fds() {
     // the grid 0, 0.5, 1.0, ... s (printed to 0.1 s; a snapshot slower than
     // 500 ms on a loaded machine skips a tick, still on the grid). Sleeping
     // 500 ms after each snapshot drifted off it: 0, 0.63, 1.26, 1.89, ...
-    for (i, t) in at.iter().enumerate() {
-        let off = (t * 2.0 - (t * 2.0).round()).abs() / 2.0;
-        assert!(off <= 0.12, "line {i} at {t} s is off the 500 ms grid: {at:?}");
-    }
+    // A line may be late when the machine is busy (the watch thread woke
+    // late); drift puts most lines off the grid (with the old 130 ms a line,
+    // 4 of 8 at best), so at least 6 of 8 on it tells the two apart.
+    let on_grid = at.iter().filter(|t| (*t * 2.0 - (*t * 2.0).round()).abs() / 2.0 <= 0.12);
+    assert!(on_grid.count() >= 6, "lines off the 500 ms grid: {at:?}");
     assert!(at.windows(2).all(|w| w[1] > w[0]), "{at:?}");
 }
 
