@@ -91,14 +91,11 @@ fn emfile_is_answered_without_spinning_and_the_server_recovers() {
     let mut streams = Vec::new();
     let mut refused = 0;
     for _ in 0..60 {
-        let mut s = TcpStream::connect(server.addr).unwrap();
-        s.set_read_timeout(Some(SOON)).unwrap();
-        s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-        let mut head = [0u8; 12];
-        match s.read_exact(&mut head) {
-            Ok(()) if &head == b"HTTP/1.1 200" => streams.push(s),
-            Ok(()) if &head == b"HTTP/1.1 503" => refused += 1,
-            Ok(()) => panic!("unexpected {:?}", String::from_utf8_lossy(&head)),
+        let (s, head) = ask_for_stream(&server);
+        match head {
+            Ok(head) if &head == b"HTTP/1.1 200" => streams.push(s),
+            Ok(head) if &head == b"HTTP/1.1 503" => refused += 1,
+            Ok(head) => panic!("unexpected {:?}", String::from_utf8_lossy(&head)),
             Err(_) => refused += 1, // closed without an answer also counts
         }
     }
@@ -261,16 +258,24 @@ fn a_worker_that_dies_ends_the_process_with_an_error() {
     assert!(TcpStream::connect(server.addr).is_err(), "the port is free for a restart");
 }
 
+/// Ask for a fixed stream; the connection and the first 12 bytes of its
+/// answer ("HTTP/1.1 200"), or the error if it closed before them.
+fn ask_for_stream(server: &Server) -> (TcpStream, std::io::Result<[u8; 12]>) {
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(SOON)).unwrap();
+    s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    let head = s.read_exact(&mut head).map(|()| head);
+    (s, head)
+}
+
 /// Fill a server under a small fd limit with streams until it refuses.
 fn fill_to_emfile(server: &Server) -> Vec<TcpStream> {
     let mut streams = Vec::new();
     for _ in 0..200 {
-        let mut s = TcpStream::connect(server.addr).unwrap();
-        s.set_read_timeout(Some(SOON)).unwrap();
-        s.write_all(b"GET /stream/fixed HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-        let mut head = [0u8; 12];
-        match s.read_exact(&mut head) {
-            Ok(()) if &head == b"HTTP/1.1 200" => streams.push(s),
+        let (s, head) = ask_for_stream(server);
+        match head {
+            Ok(head) if &head == b"HTTP/1.1 200" => streams.push(s),
             _ => return streams,
         }
     }
