@@ -119,22 +119,17 @@ fn guide_shows_what_the_script_prints(script_output: &str) {
 /// `epoll_pwait(4, [...], 1024, -1, NULL, 8) = 2`: which other fds were
 /// ready in the same wake-up is timing, not the data path.
 fn wakes(text: &str) -> String {
-    let mut out = String::new();
-    for line in text.lines() {
-        match (line.find("epoll_pwait(").or(line.find("epoll_wait(")), line.rfind("], ")) {
-            (Some(call), Some(end)) => match line[call..].find('[') {
-                Some(open) if call + open < end => {
-                    out.push_str(&line[..call + open]);
-                    out.push_str("[...");
-                    out.push_str(&line[end..]);
-                }
-                _ => out.push_str(line),
-            },
-            _ => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
+    text.lines()
+        .map(|line| without_ready_list(line).unwrap_or_else(|| line.into()) + "\n")
+        .collect()
+}
+
+/// The line with its ready list masked, if it is a wake-up with one.
+fn without_ready_list(line: &str) -> Option<String> {
+    let call = line.find("epoll_pwait(").or(line.find("epoll_wait("))?;
+    let open = call + line[call..].find('[')?;
+    let close = line.rfind("], ").filter(|&close| close > open)?;
+    Some(format!("{}[...{}", &line[..open], &line[close..]))
 }
 
 #[test]
