@@ -87,6 +87,23 @@ fn throughput_calloop(n: u64) -> (Duration, u64) {
 /// Median and p99 of `rounds` one-at-a-time sends: the sender stamps the
 /// message, the callback measures, and the sender waits for an ack before
 /// the next one.
+/// The producer thread of a latency run: `rounds` times, send the time
+/// now, then wait for the loop's acknowledgement (the measured latency).
+fn producer(
+    rounds: usize,
+    acks: mpsc::Receiver<Duration>,
+    mut send: impl FnMut(Instant) + Send + 'static,
+) -> std::thread::JoinHandle<Vec<Duration>> {
+    std::thread::spawn(move || {
+        (0..rounds)
+            .map(|_| {
+                send(Instant::now());
+                acks.recv().unwrap()
+            })
+            .collect()
+    })
+}
+
 fn latency(rounds: usize, kind: &str) -> (Duration, Duration) {
     let (ack_tx, ack_rx) = mpsc::channel::<Duration>();
     let mut samples = match kind {
@@ -99,14 +116,7 @@ fn latency(rounds: usize, kind: &str) -> (Duration, Duration) {
                     }
                 })
                 .unwrap();
-            let p = std::thread::spawn(move || {
-                (0..rounds)
-                    .map(|_| {
-                        tx.send(Instant::now()).unwrap();
-                        ack_rx.recv().unwrap()
-                    })
-                    .collect::<Vec<_>>()
-            });
+            let p = producer(rounds, ack_rx, move |t| tx.send(t).unwrap());
             while !p.is_finished() {
                 r.turn(Some(Duration::from_millis(10))).unwrap();
             }
@@ -116,14 +126,9 @@ fn latency(rounds: usize, kind: &str) -> (Duration, Duration) {
             let r = Reactor::new().unwrap();
             let waker = r.waker().unwrap();
             let (tx, rx) = mpsc::channel::<Instant>();
-            let p = std::thread::spawn(move || {
-                (0..rounds)
-                    .map(|_| {
-                        tx.send(Instant::now()).unwrap();
-                        waker.wake().unwrap();
-                        ack_rx.recv().unwrap()
-                    })
-                    .collect::<Vec<_>>()
+            let p = producer(rounds, ack_rx, move |t| {
+                tx.send(t).unwrap();
+                waker.wake().unwrap();
             });
             while !p.is_finished() {
                 r.turn(Some(Duration::from_millis(10))).unwrap();
@@ -143,14 +148,7 @@ fn latency(rounds: usize, kind: &str) -> (Duration, Duration) {
                     }
                 })
                 .unwrap();
-            let p = std::thread::spawn(move || {
-                (0..rounds)
-                    .map(|_| {
-                        tx.send(Instant::now()).unwrap();
-                        ack_rx.recv().unwrap()
-                    })
-                    .collect::<Vec<_>>()
-            });
+            let p = producer(rounds, ack_rx, move |t| tx.send(t).unwrap());
             while !p.is_finished() {
                 el.dispatch(Some(Duration::from_millis(10)), &mut ()).unwrap();
             }
