@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -73,22 +74,11 @@ static size_t one_timerfd(int n, uint64_t p, uint64_t t0, uint64_t end, uint64_t
     return len;
 }
 
-int main(int argc, char **argv) {
-    if (argc != 4 && argc != 5)
-        return fprintf(stderr, "usage: lateness-floor N PERIOD_NS SECS [one]\n"), 2;
-    int n = atoi(argv[1]);
-    uint64_t p = strtoull(argv[2], 0, 10);
-    double secs = atof(argv[3]);
+/* Dedicated mode's kernel work: a periodic timerfd per timer. */
+static size_t per_timer(int n, uint64_t p, uint64_t t0, uint64_t end, uint64_t *lat, size_t cap) {
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int *fd = calloc(n, sizeof *fd);
     uint64_t *first = calloc(n, sizeof *first), *ticks = calloc(n, sizeof *ticks);
-    size_t cap = (size_t)(n * (secs * 1e9 / p + 2)) + 1024, len = 0;
-    uint64_t *lat = malloc(cap * sizeof *lat);
-    uint64_t t0 = now_ns() + 10000000ull; /* start in 10 ms */
-    if (argc == 5) {
-        len = one_timerfd(n, p, t0, t0 + (uint64_t)(secs * 1e9), lat, cap);
-        goto report;
-    }
     for (int i = 0; i < n; i++) {
         first[i] = t0 + (uint64_t)i * p / n;
         fd[i] = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -98,8 +88,8 @@ int main(int argc, char **argv) {
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, fd[i], &ev);
     }
-    uint64_t end = t0 + (uint64_t)(secs * 1e9);
     struct epoll_event evs[1024];
+    size_t len = 0;
     for (;;) {
         uint64_t t = now_ns();
         if (t >= end) break;
@@ -113,7 +103,22 @@ int main(int argc, char **argv) {
             if (len < cap) lat[len++] = seen > deadline ? seen - deadline : 0;
         }
     }
-report:
+    return len;
+}
+
+int main(int argc, char **argv) {
+    if ((argc != 4 && argc != 5) || (argc == 5 && strcmp(argv[4], "one") != 0))
+        return fprintf(stderr, "usage: lateness-floor N PERIOD_NS SECS [one]\n"), 2;
+    int n = atoi(argv[1]);
+    uint64_t p = strtoull(argv[2], 0, 10);
+    double secs = atof(argv[3]);
+    if (n <= 0 || p == 0 || secs <= 0)
+        return fprintf(stderr, "lateness-floor: N, PERIOD_NS and SECS must be positive\n"), 2;
+    size_t cap = (size_t)(n * (secs * 1e9 / p + 2)) + 1024;
+    uint64_t *lat = malloc(cap * sizeof *lat);
+    uint64_t t0 = now_ns() + 10000000ull; /* start in 10 ms */
+    uint64_t end = t0 + (uint64_t)(secs * 1e9);
+    size_t len = argc == 5 ? one_timerfd(n, p, t0, end, lat, cap) : per_timer(n, p, t0, end, lat, cap);
     qsort(lat, len, sizeof *lat, cmp);
 #define Q(x) (len ? lat[(size_t)(len * (x)) < len ? (size_t)(len * (x)) : len - 1] : 0)
     printf("%zu %llu %llu %llu %llu\n", len, (unsigned long long)Q(0.5), (unsigned long long)Q(0.99),
