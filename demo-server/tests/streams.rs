@@ -256,3 +256,35 @@ fn the_stats_stream_says_shared_timers_and_starts_with_the_history() {
     let last_t = history["points"].as_array().unwrap().last().unwrap()[0].as_u64();
     assert!(live["t"].as_u64() >= last_t, "live after the history: {live}");
 }
+
+#[test]
+fn a_stats_subscriber_keeps_the_fd_census_fresh() {
+    // Unwatched, the census runs every IDLE_PERIOD; a subscriber keeps it
+    // at PERIOD. Every live snapshot carries the age of its census, so four
+    // snapshots in a row (1.5 s) all younger than two periods can only come
+    // from a census that runs about every period.
+    use demo_server::census::{IDLE_PERIOD, PERIOD};
+    let fresh = (2 * PERIOD + PERIOD / 2).as_millis() as u64;
+    // Unwatched, ages grow by a stats period per snapshot between censuses
+    // an IDLE_PERIOD apart: no four in a row stay under `fresh`.
+    let span = 3 * demo_server::stats::PERIOD;
+    assert!(span.as_millis() as u64 >= fresh && IDLE_PERIOD > span + demo_server::stats::PERIOD);
+    let server = Server::start(&["--interval", "1s"]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(SOON)).unwrap();
+    write!(s, "GET /stream/stats HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, true).status, 200);
+    // The hello, the history, then up to 12 live snapshots (6 s).
+    let text = read_events(&mut s, 2 + 12);
+    let ages: Vec<u64> = text
+        .split("\n\n")
+        .skip(2)
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap()["census_age_ms"].as_u64())
+        .map(Option::unwrap)
+        .collect();
+    assert!(
+        ages.windows(4).any(|w| w.iter().all(|&age| age < fresh)),
+        "census ages (ms) of the live snapshots: {ages:?}"
+    );
+}
