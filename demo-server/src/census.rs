@@ -176,6 +176,25 @@ mod tests {
     }
 
     #[test]
+    fn watchers_that_never_stop_get_one_census_per_period() {
+        crate::procfs::init();
+        let period = Duration::from_millis(50);
+        let census = Census::start(period, Duration::from_secs(3600)).unwrap();
+        // A client that scrapes as fast as it can, for 0.5 s.
+        let mut taken = vec![census.watch().taken];
+        let end = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < end {
+            let t = census.watch().taken;
+            if t != *taken.last().unwrap() {
+                taken.push(t);
+            }
+        }
+        assert!(taken.len() >= 3, "the census kept running: {taken:?}");
+        let gaps: Vec<Duration> = taken.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|&g| g >= period), "censuses closer than {period:?}: {gaps:?}");
+    }
+
+    #[test]
     fn an_unwatched_census_waits_for_its_idle_period_until_someone_reads() {
         crate::procfs::init();
         // An idle period of an hour: a new reading within SOON can only
