@@ -320,6 +320,13 @@ def soak(binary, args):
         srv.stop()
 
 
+def close_all(srv, clients):
+    """End a scenario: close its clients, then stop its server."""
+    for c in clients:
+        c.close()
+    srv.stop()
+
+
 def slow_readers(binary, args):
     # The short form cuts the queues to 8 KiB, so that readers fall that far
     # behind (and are cut off) within its 10 s; the full form uses the default.
@@ -366,9 +373,7 @@ def slow_readers(binary, args):
         good.stop_at = time.monotonic()
         return figure, f"{n} readers at 10 ms for {secs} s: all cut off, RSS bounded, gap ≤ 100 ms", ok
     finally:
-        for c in clients:
-            c.close()
-        srv.stop()
+        close_all(srv, clients)
 
 
 def emfile(binary, args):
@@ -419,9 +424,7 @@ def emfile(binary, args):
         )
         return figure, "nofile 64: no spin (< 5% CPU), /metrics answers, full recovery", ok
     finally:
-        for c in clients:
-            c.close()
-        srv.stop()
+        close_all(srv, clients)
 
 
 def sigterm(binary, args):
@@ -449,9 +452,7 @@ def sigterm(binary, args):
         )
         return figure, "exit 0 within 2 s, every client gets the final event", ok
     finally:
-        for c in clients:
-            c.close()
-        srv.stop()
+        close_all(srv, clients)
 
 
 KILLED_CLIENT = r"""
@@ -538,9 +539,7 @@ def never_send(binary, args):
         figure = f"{len(times)}/{n} closed after {span} (--header-timeout 1s); {got408} got 408"
         return figure, "closed at the header timeout, with 408", ok
     finally:
-        for c in clients:
-            c.close()
-        srv.stop()
+        close_all(srv, clients)
 
 
 SCENARIOS = [
