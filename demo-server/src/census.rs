@@ -111,7 +111,13 @@ impl Census {
         let last = self.latest().taken;
         let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let due = last + if Census::is_watched(&watched) { period } else { idle };
+            let after = if Census::is_watched(&watched) { period } else { idle };
+            // A period past `Instant`'s range (`Duration::MAX`) never falls
+            // due: only a watcher's poke ends the wait.
+            let Some(due) = last.checked_add(after) else {
+                watched = self.poke.wait(watched).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
             let now = Instant::now();
             if now >= due {
                 return;
@@ -197,9 +203,9 @@ mod tests {
     #[test]
     fn an_unwatched_census_waits_for_its_idle_period_until_someone_reads() {
         crate::procfs::init();
-        // An idle period of an hour: a new reading within SOON can only
-        // come from the watcher's poke.
-        let census = Census::start(Duration::from_millis(20), Duration::from_secs(3600)).unwrap();
+        // An idle period of Duration::MAX (past Instant's range): a new
+        // reading can only come from the watcher's poke.
+        let census = Census::start(Duration::from_millis(20), Duration::MAX).unwrap();
         let first = census.latest().taken;
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(census.latest().taken, first, "refreshed with nobody watching");
