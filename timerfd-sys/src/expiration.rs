@@ -1,9 +1,10 @@
 //! What a timer should do, and its exact translation to `itimerspec`.
 //!
 //! This file is pure: nothing here makes a syscall, so every rule of the
-//! mapping is testable without a kernel. [`TimerFd::set`](crate::TimerFd::set)
-//! calls [`Expiration::to_itimerspec`] and hands the result to
-//! `timerfd_settime` unchanged.
+//! mapping is testable without a kernel. [`Expiration::validate`] checks an
+//! expiration once and keeps the result as a [`Setting`];
+//! [`TimerFd::apply`](crate::TimerFd::apply) hands that to
+//! `timerfd_settime` unchanged, as many times as it is applied.
 //!
 //! Two kernel facts shape it:
 //!
@@ -112,7 +113,27 @@ impl Expiration {
     #[doc(alias = "itimerspec")]
     #[inline]
     pub fn to_itimerspec(&self) -> Result<(TimerfdTimerFlags, Itimerspec), Error> {
-        let (flags, value, period) = match *self {
+        let s = self.validate()?;
+        Ok((s.flags(), s.itimerspec()))
+    }
+
+    /// Check this expiration once, by the rules of
+    /// [`to_itimerspec`](Self::to_itimerspec), and keep the result: a
+    /// [`Setting`] applies with no further check
+    /// ([`TimerFd::apply`](crate::TimerFd::apply)), and tells a user-space
+    /// timer heap the same first expiry and period the kernel would get.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timerfd_sys::Expiration;
+    /// let s = Expiration::every(Duration::from_millis(5)).validate()?;
+    /// assert_eq!((s.first(), s.period()), (Duration::from_millis(5), Some(Duration::from_millis(5))));
+    /// assert!(Expiration::every(Duration::ZERO).validate().is_err());
+    /// # Ok::<(), timerfd_sys::Error>(())
+    /// ```
+    #[inline]
+    pub fn validate(self) -> Result<Setting, Error> {
+        let (flags, value, period) = match self {
             Expiration::Once(d) => (TimerfdTimerFlags::empty(), relative(d)?, None),
             Expiration::Every { first, period } => {
                 let period = nonzero(period)?;
@@ -124,11 +145,69 @@ impl Expiration {
                 (TimerfdTimerFlags::ABSTIME, absolute(first)?, Some(period))
             }
         };
-        let it_interval = match period {
+        let interval = match period {
             Some(p) => relative(p).map_err(|_| Error::OutOfRange { field: Field::Interval })?,
             None => ZERO_TS,
         };
-        Ok((flags, Itimerspec { it_value: at_least_min(value), it_interval }))
+        let value = at_least_min(value);
+        Ok(Setting {
+            expiration: self,
+            absolute: flags.contains(TimerfdTimerFlags::ABSTIME),
+            value: (value.tv_sec, value.tv_nsec as u32),
+            interval: (interval.tv_sec, interval.tv_nsec as u32),
+        })
+    }
+}
+
+/// An [`Expiration`] checked once ([`Expiration::validate`]): the exact
+/// `timerfd_settime` arguments, kept so that arming again checks nothing.
+///
+/// Both halves are in the kernel's range (`tv_sec` in `[0, MAX_TIME]`,
+/// `tv_nsec` below 1e9), and the first expiry is never the disarming zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Setting {
+    expiration: Expiration,
+    absolute: bool,
+    /// `it_value` as (seconds, nanoseconds).
+    value: (i64, u32),
+    /// `it_interval`; (0, 0) for a one-shot.
+    interval: (i64, u32),
+}
+
+impl Setting {
+    /// The expiration this was made from.
+    pub const fn expiration(&self) -> Expiration {
+        self.expiration
+    }
+
+    /// Whether it is absolute (`TFD_TIMER_ABSTIME`).
+    pub const fn is_absolute(&self) -> bool {
+        self.absolute
+    }
+
+    /// `it_value` as a duration: the time until the first expiry, or for an
+    /// absolute setting the clock reading of it. At least [`MIN_VALUE`].
+    pub const fn first(&self) -> Duration {
+        Duration::new(self.value.0 as u64, self.value.1)
+    }
+
+    /// The period, or `None` for a one-shot.
+    pub const fn period(&self) -> Option<Duration> {
+        match self.interval {
+            (0, 0) => None,
+            (s, n) => Some(Duration::new(s as u64, n)),
+        }
+    }
+
+    /// The flags `timerfd_settime` gets.
+    pub fn flags(&self) -> TimerfdTimerFlags {
+        if self.absolute { TimerfdTimerFlags::ABSTIME } else { TimerfdTimerFlags::empty() }
+    }
+
+    /// The `itimerspec` `timerfd_settime` gets.
+    pub fn itimerspec(&self) -> Itimerspec {
+        let ts = |(tv_sec, nanos): (i64, u32)| Timespec { tv_sec, tv_nsec: nanos.into() };
+        Itimerspec { it_value: ts(self.value), it_interval: ts(self.interval) }
     }
 }
 

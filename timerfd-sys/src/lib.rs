@@ -10,7 +10,8 @@
 //! |---|---|
 //! | [`Clock`], [`ClockTime`] | the five timer clocks, and a point on one |
 //! | [`Expiration`] | once or every, relative or absolute; [`Expiration::to_itimerspec`] is the pure mapping |
-//! | [`TimerFd`] | the owned fd: `set`, `disarm`, `get`, `read`, `set_ticks` |
+//! | [`Setting`] | an expiration validated once ([`Expiration::validate`]), applied with [`TimerFd::apply`] |
+//! | [`TimerFd`] | the owned fd: `set`, `apply`, `set_deadline`, `disarm`, `get`, `read`, `set_ticks` |
 //! | [`TimerState`] | what `get` reports |
 //! | [`Error`] | every failure, typed |
 //! | [`raw`] | the rustix types the mapping produces |
@@ -95,7 +96,7 @@ mod timerfd;
 
 pub use clock::{Clock, ClockTime};
 pub use error::{Error, Field};
-pub use expiration::{Expiration, MAX_TIME, MIN_VALUE, TimerState};
+pub use expiration::{Expiration, MAX_TIME, MIN_VALUE, Setting, TimerState};
 pub use timerfd::TimerFd;
 
 /// The raw `timerfd_settime` argument types that [`Expiration::to_itimerspec`]

@@ -15,7 +15,7 @@ use rustix::time::{Itimerspec, TimerfdFlags, TimerfdTimerFlags, timerfd_create, 
 
 use crate::expiration::DISARM;
 use crate::raw::TFD_IOC_SET_TICKS;
-use crate::{Clock, Error, Expiration, TimerState};
+use crate::{Clock, Error, Expiration, MAX_TIME, Setting, TimerState};
 
 /// A Linux timerfd: a kernel timer whose expirations are read from a file
 /// descriptor, so it can be waited on with `epoll` like a socket.
@@ -77,8 +77,33 @@ impl TimerFd {
     #[doc(alias = "timerfd_settime")]
     #[inline]
     pub fn set(&self, exp: Expiration) -> Result<(), Error> {
-        let (flags, spec) = exp.to_itimerspec()?;
-        self.settime(flags, &spec)
+        self.apply(&exp.validate()?)
+    }
+
+    /// Arm with a setting validated earlier ([`Expiration::validate`]):
+    /// `timerfd_settime` and nothing else, no check repeated.
+    #[doc(alias = "timerfd_settime")]
+    #[inline]
+    pub fn apply(&self, setting: &Setting) -> Result<(), Error> {
+        self.settime(setting.flags(), &setting.itimerspec())
+    }
+
+    /// Arm once, absolute, for `nanos` on the timer's clock: the call a
+    /// user-space timer heap makes for its earliest deadline, with no
+    /// [`Expiration`] in between. `nanos` is clamped to [`MAX_TIME`] (where
+    /// the kernel saturates a relative expiry too), and 0 is raised to 1 ns,
+    /// which fires at once instead of disarming.
+    #[doc(alias = "timerfd_settime", alias = "TFD_TIMER_ABSTIME")]
+    #[inline]
+    pub fn set_deadline(&self, nanos: u64) -> Result<(), Error> {
+        const MAX: u64 = MAX_TIME.as_nanos() as u64;
+        let nanos = nanos.clamp(1, MAX);
+        let it_value = rustix::time::Timespec {
+            tv_sec: (nanos / 1_000_000_000) as i64,
+            tv_nsec: (nanos % 1_000_000_000) as _,
+        };
+        let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
+        self.settime(TimerfdTimerFlags::ABSTIME, &Itimerspec { it_value, it_interval: zero })
     }
 
     /// `timerfd_settime(fd, flags, spec, NULL)`.
