@@ -191,7 +191,7 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     }
     // A signal that arrived before the wakers were registered set the flag;
     // wake everyone once more so nobody sleeps through it.
-    main.run_until(|| shutdown.load(Relaxed) || ended.load(Relaxed))?;
+    main.run_until_timeout(Duration::MAX, || shutdown.load(Relaxed) || ended.load(Relaxed))?;
     let unasked = !shutdown.swap(true, Relaxed);
     for w in wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         let _ = w.wake();

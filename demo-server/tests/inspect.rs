@@ -10,8 +10,7 @@ use std::time::Duration;
 use common::{Server, open_stream, wait_until};
 use demo_server::inspect::{FdKind, InspectError, snapshot};
 use reactor::Token;
-use reactor::poller::Poller;
-use rustix::event::epoll::EventFlags;
+use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use timerfd_sys::{Clock, Expiration, TimerFd};
 
 #[test]
@@ -23,10 +22,9 @@ fn our_own_timerfd_and_epoll_are_seen_as_the_kernel_holds_them() {
             period: Duration::from_millis(250),
         })
         .unwrap();
-    let poller = Poller::new().unwrap();
-    poller
-        .add(std::os::fd::AsFd::as_fd(&timer), Token::new(7, 1), EventFlags::IN | EventFlags::ET)
-        .unwrap();
+    let poller = epoll::create(CreateFlags::CLOEXEC).unwrap();
+    let data = EventData::new_u64(Token::new(7, 1).as_u64());
+    epoll::add(&poller, &timer, data, EventFlags::IN | EventFlags::ET).unwrap();
 
     let snap = snapshot(std::process::id()).unwrap();
     let t = snap.fds.iter().find(|e| e.fd == timer.as_raw_fd()).expect("our timerfd is listed");
@@ -37,7 +35,7 @@ fn our_own_timerfd_and_epoll_are_seen_as_the_kernel_holds_them() {
     assert!(info.remaining <= Duration::from_secs(50) && info.remaining > Duration::from_secs(40));
     assert!(!info.abstime && !info.cancel_on_set);
 
-    let ep = snap.fds.iter().find(|e| e.fd == poller.as_fd_raw()).expect("our epoll is listed");
+    let ep = snap.fds.iter().find(|e| e.fd == poller.as_raw_fd()).expect("our epoll is listed");
     assert_eq!(ep.kind, FdKind::Eventpoll);
     let watch =
         ep.watches.iter().find(|w| w.fd == timer.as_raw_fd()).expect("the registration is visible");
@@ -50,15 +48,6 @@ fn our_own_timerfd_and_epoll_are_seen_as_the_kernel_holds_them() {
     );
     assert!(snap.render().contains("CLOCK_BOOTTIME"));
     assert!(snap.nofile_soft.is_some() && snap.threads >= 1);
-}
-
-trait RawEpoll {
-    fn as_fd_raw(&self) -> i32;
-}
-impl RawEpoll for Poller {
-    fn as_fd_raw(&self) -> i32 {
-        std::os::fd::AsFd::as_fd(self).as_raw_fd()
-    }
 }
 
 #[test]

@@ -33,11 +33,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let messages = Rc::new(Cell::new(0u32));
     let m = messages.clone();
-    let (tx, _channel) = guest.add_channel(move |_, e: Event<u32>| {
+    let channel = guest.channel(move |_, e: Event<u32>| {
         if let Event::Msg(n) = e {
             m.set(m.get() + n);
         }
     })?;
+    let tx = channel.sender();
     let producer = std::thread::spawn(move || {
         for _ in 0..100 {
             let _ = tx.send(1);

@@ -6,84 +6,116 @@
 //! even if an event for it is already in the current `epoll_wait` batch (the
 //! generation check in dispatch discards it).
 //!
+//! Handles do not name the reactor's data type: they reach it through
+//! [`Owner`], so a `Timer` is a `Timer` whatever `Reactor<D>` made it.
+//!
 //! The only ways to keep a source without a handle are `detach()`, which the
 //! reactor counts, and `mem::forget`, which it cannot see.
 
-use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::rc::Weak;
+use std::time::Duration;
 
 use timerfd_sys::Expiration;
 
-use crate::state::{Core, Entry, Source};
 use crate::token::SourceId;
 use crate::{Error, Interest, Token};
 
-/// Run `f` on the reactor's core, if the reactor still exists and is not
-/// already borrowed (which only a trace observer calling back could cause).
-fn with_core<T>(
-    core: &Weak<RefCell<Core>>,
-    f: impl FnOnce(&mut Core) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let rc = core.upgrade().ok_or(Error::Gone)?;
-    let mut core = rc.try_borrow_mut().map_err(|_| Error::Reentrant)?;
-    f(&mut core)
+/// What a handle can ask of its reactor, whatever its data type.
+pub(crate) trait Owner {
+    fn remove(&self, id: SourceId);
+    fn set_timer(&self, id: SourceId, exp: Option<Expiration>) -> Result<(), Error>;
+    fn set_leeway(&self, id: SourceId, leeway: Duration) -> Result<(), Error>;
+    fn is_live(&self, id: SourceId) -> bool;
+    fn detach(&self, id: SourceId);
+    fn modify_io(&self, token: Token, interest: Interest) -> Result<(), Error>;
+    fn timer_fd(&self, token: Token) -> Option<RawFd>;
 }
 
-/// Remove a source; drop what comes out only after the borrow is released.
-fn remove(core: &Weak<RefCell<Core>>, id: SourceId) {
-    let Some(rc) = core.upgrade() else { return }; // reactor gone: it closed everything
-    let removed = match rc.try_borrow_mut() {
-        Ok(mut core) => core.remove(id),
-        // Only a trace observer dropping a handle gets here; the source then
-        // lives until the reactor is dropped.
-        Err(_) => None,
-    };
-    drop(removed);
+pub(crate) type WeakOwner = Weak<dyn Owner>;
+
+fn owner(w: &WeakOwner) -> Result<std::rc::Rc<dyn Owner>, Error> {
+    w.upgrade().ok_or(Error::Gone)
 }
 
-/// Whether the source still exists: its reactor lives and it was not removed
-/// (by its own callback, or because that callback panicked).
-fn is_live(core: &Weak<RefCell<Core>>, id: SourceId) -> bool {
-    with_core(core, |c| Ok(c.is_live(id))).unwrap_or(false)
+/// Remove a source; with the reactor gone there is nothing left to remove.
+fn remove(w: &WeakOwner, id: SourceId) {
+    if let Some(o) = w.upgrade() {
+        o.remove(id);
+    }
 }
 
-fn detach(core: &Weak<RefCell<Core>>, id: SourceId) {
-    let _ = with_core(core, |c| {
-        c.detach(id);
-        Ok(())
-    });
+fn is_live(w: &WeakOwner, id: SourceId) -> bool {
+    w.upgrade().is_some_and(|o| o.is_live(id))
 }
 
-/// Whether a timer owns its own timerfd or shares the reactor's heap.
+/// A handle that no longer refers to any reactor: what `detach` leaves
+/// behind, so that its `Drop` removes nothing.
+pub(crate) fn nobody() -> WeakOwner {
+    Weak::<crate::reactor::Inner<()>>::new()
+}
+
+/// Whether a timer owns its own timerfd or shares its clock's heap.
 /// See the [`shared`](crate::shared) module for when to pick which.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum TimerMode {
     /// One timerfd per timer, registered in epoll: visible in `/proc`, any clock.
     #[default]
     Dedicated,
-    /// An entry in a heap under one timerfd for the whole reactor: cheap, no fd.
+    /// An entry in a heap under one timerfd per clock: cheap, no fd of its own.
     Shared,
+}
+
+impl TimerMode {
+    /// Both modes, in a fixed order: for tests, benchmarks and tables that
+    /// cover each.
+    pub const ALL: [TimerMode; 2] = [TimerMode::Dedicated, TimerMode::Shared];
+
+    /// Its name in lower case, as command lines and metrics labels spell
+    /// it: `dedicated` or `shared`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TimerMode::Dedicated => "dedicated",
+            TimerMode::Shared => "shared",
+        }
+    }
 }
 
 /// A timer source. Dropping it cancels the timer and frees everything it holds.
 #[must_use = "dropping the handle removes the timer at once"]
 pub struct Timer {
-    pub(crate) core: Weak<RefCell<Core>>,
+    pub(crate) owner: WeakOwner,
     pub(crate) id: SourceId,
 }
 
 impl Timer {
-    /// Re-arm with `exp`, replacing the current setting. Unread expirations
-    /// of a dedicated timer are discarded, as `timerfd_settime` does.
+    /// Re-arm with `exp`, replacing the current setting (with the timer's
+    /// leeway applied). Unread expirations of a dedicated timer are
+    /// discarded, as `timerfd_settime` does.
     pub fn set(&self, exp: Expiration) -> Result<(), Error> {
-        with_core(&self.core, |c| c.set_timer(self.id, Some(exp)))
+        owner(&self.owner)?.set_timer(self.id, Some(exp))
     }
 
     /// Stop the timer without removing it; [`set`](Self::set) re-arms it.
     pub fn disarm(&self) -> Result<(), Error> {
-        with_core(&self.core, |c| c.set_timer(self.id, None))
+        owner(&self.owner)?.set_timer(self.id, None)
+    }
+
+    /// Let the timer fire up to `leeway` after each deadline (never before),
+    /// so that one wake-up can serve it and other timers: its schedule moves
+    /// forward, by less than `leeway`, onto a grid other timers share (see
+    /// the [`leeway`](crate::leeway) module). Zero, the default, fires
+    /// exactly on time.
+    ///
+    /// It applies to the current schedule at once, and to every later
+    /// [`set`](Self::set). For an armed dedicated timer the next expiry is
+    /// read back from the kernel (`timerfd_gettime`) and re-armed absolute;
+    /// the clock is read after the kernel's answer, so the timer may land up
+    /// to the microseconds between the two readings past its window, never
+    /// before its deadline. On error the timer keeps its leeway and schedule.
+    pub fn set_leeway(&self, leeway: Duration) -> Result<(), Error> {
+        owner(&self.owner)?.set_leeway(self.id, leeway)
     }
 
     /// Whether the timer still exists. False once its reactor is dropped,
@@ -92,7 +124,7 @@ impl Timer {
     /// [Callbacks that panic](crate#callbacks-that-panic)); then every
     /// other method reports [`Error::Gone`].
     pub fn is_live(&self) -> bool {
-        is_live(&self.core, self.id)
+        is_live(&self.owner, self.id)
     }
 
     /// Its mode.
@@ -107,13 +139,7 @@ impl Timer {
     /// `None` for a shared timer or one that is gone.
     pub fn fd(&self) -> Option<RawFd> {
         let SourceId::Dedicated(token) = self.id else { return None };
-        with_core(&self.core, |c| match c.entry(token) {
-            Some(Entry { source: Source::Timer { fd, .. }, .. }) => {
-                Ok(std::os::fd::AsRawFd::as_raw_fd(fd))
-            }
-            _ => Err(Error::Gone),
-        })
-        .ok()
+        self.owner.upgrade()?.timer_fd(token)
     }
 
     /// Give up the handle and keep the timer firing for as long as the
@@ -122,14 +148,16 @@ impl Timer {
     /// counts these. Only dropping the reactor, or the timer's own callback
     /// calling [`Context::remove`](crate::Context::remove), ends it.
     pub fn detach(mut self) {
-        detach(&self.core, self.id);
-        self.core = Weak::new(); // so that Drop finds no reactor and removes nothing
+        if let Some(o) = self.owner.upgrade() {
+            o.detach(self.id);
+        }
+        self.owner = nobody();
     }
 }
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        remove(&self.core, self.id);
+        remove(&self.owner, self.id);
     }
 }
 
@@ -139,11 +167,12 @@ impl std::fmt::Debug for Timer {
     }
 }
 
-/// An I/O source. `'fd` is the lifetime of a borrowed fd (`'static` when the
-/// reactor owns it); dropping the handle deregisters it, and closes it if owned.
+/// An I/O source. Dropping the handle deregisters the fd and closes the
+/// reactor's copy of it. (`'fd` is kept for source compatibility: the
+/// reactor now always owns what it registers, so it is unconstrained.)
 #[must_use = "dropping the handle deregisters the fd at once"]
 pub struct Io<'fd> {
-    pub(crate) core: Weak<RefCell<Core>>,
+    pub(crate) owner: WeakOwner,
     pub(crate) token: Token,
     pub(crate) _fd: PhantomData<&'fd ()>,
 }
@@ -151,7 +180,7 @@ pub struct Io<'fd> {
 impl Io<'_> {
     /// Change what the fd is watched for (`EPOLL_CTL_MOD`).
     pub fn modify(&self, interest: Interest) -> Result<(), Error> {
-        with_core(&self.core, |c| c.modify_io(self.token, interest))
+        owner(&self.owner)?.modify_io(self.token, interest)
     }
 
     /// The epoll token its events carry.
@@ -162,22 +191,22 @@ impl Io<'_> {
     /// Whether the source is still registered: false once its reactor is
     /// dropped, or its callback removed it or panicked.
     pub fn is_live(&self) -> bool {
-        is_live(&self.core, SourceId::Io(self.token))
+        is_live(&self.owner, SourceId::Io(self.token))
     }
-}
 
-impl Io<'static> {
     /// Keep the source registered, with no handle, for the reactor's
-    /// lifetime. Only for fds the reactor owns or that live forever.
+    /// lifetime. [`Stats::detached_io`](crate::Stats::detached_io) counts these.
     pub fn detach(mut self) {
-        detach(&self.core, SourceId::Io(self.token));
-        self.core = Weak::new(); // so that Drop finds no reactor and removes nothing
+        if let Some(o) = self.owner.upgrade() {
+            o.detach(SourceId::Io(self.token));
+        }
+        self.owner = nobody();
     }
 }
 
 impl Drop for Io<'_> {
     fn drop(&mut self) {
-        remove(&self.core, SourceId::Io(self.token));
+        remove(&self.owner, SourceId::Io(self.token));
     }
 }
 
@@ -191,7 +220,7 @@ impl std::fmt::Debug for Io<'_> {
 /// unblocked when no other source in this thread still watches it.
 #[must_use = "dropping the handle removes the signal source at once"]
 pub struct Signals {
-    pub(crate) core: Weak<RefCell<Core>>,
+    pub(crate) owner: WeakOwner,
     pub(crate) token: Token,
 }
 
@@ -199,13 +228,13 @@ impl Signals {
     /// Whether the source is still registered: false once its reactor is
     /// dropped, or its callback removed it or panicked.
     pub fn is_live(&self) -> bool {
-        is_live(&self.core, SourceId::Signal(self.token))
+        is_live(&self.owner, SourceId::Signal(self.token))
     }
 }
 
 impl Drop for Signals {
     fn drop(&mut self) {
-        remove(&self.core, SourceId::Signal(self.token));
+        remove(&self.owner, SourceId::Signal(self.token));
     }
 }
 
@@ -215,31 +244,31 @@ impl std::fmt::Debug for Signals {
     }
 }
 
-/// An idle hook from [`Reactor::add_idle`](crate::Reactor::add_idle). Dropping it removes the hook.
+/// An idle hook from [`Reactor::add_idle`](crate::Reactor::add_idle).
+/// Dropping it removes the hook; so does the hook's own
+/// [`Context::remove`](crate::Context::remove).
 #[must_use = "dropping the handle removes the hook at once"]
 pub struct Idle {
-    pub(crate) core: Weak<RefCell<Core>>,
-    pub(crate) key: usize,
+    pub(crate) owner: WeakOwner,
+    pub(crate) key: u32,
     pub(crate) generation: u32,
 }
 
 impl Idle {
-    /// Whether the hook still exists: false once its reactor is dropped or
-    /// its callback panicked.
+    fn id(&self) -> SourceId {
+        SourceId::Idle { key: self.key, generation: self.generation }
+    }
+
+    /// Whether the hook still exists: false once its reactor is dropped, or
+    /// the hook removed itself or panicked.
     pub fn is_live(&self) -> bool {
-        let Some(core) = self.core.upgrade() else { return false };
-        core.try_borrow().is_ok_and(|c| c.deferred.hook_is_live(self.key, self.generation))
+        is_live(&self.owner, self.id())
     }
 }
 
 impl Drop for Idle {
     fn drop(&mut self) {
-        let Some(rc) = self.core.upgrade() else { return };
-        let removed = rc
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut c| c.deferred.remove_hook(self.key, self.generation));
-        drop(removed);
+        remove(&self.owner, self.id());
     }
 }
 

@@ -36,8 +36,14 @@ impl Interest {
     pub const EXCLUSIVE: Interest = Interest(EventFlags::EXCLUSIVE);
 
     /// The epoll flags this interest registers.
-    pub const fn flags(self) -> EventFlags {
+    pub(crate) const fn flags(self) -> EventFlags {
         self.0
+    }
+
+    /// The `epoll_event.events` bits this interest registers
+    /// (`EPOLLIN = 0x1`, `EPOLLOUT = 0x4`, ...), as `/proc/PID/fdinfo` shows them.
+    pub const fn bits(self) -> u32 {
+        self.0.bits()
     }
 
     /// `self | other`, usable in constants.
@@ -95,13 +101,13 @@ pub struct Readiness(EventFlags);
 
 impl Readiness {
     /// From the flags of an epoll event.
-    pub const fn from_flags(flags: EventFlags) -> Readiness {
+    pub(crate) const fn from_flags(flags: EventFlags) -> Readiness {
         Readiness(flags)
     }
 
-    /// The raw epoll flags.
-    pub const fn flags(self) -> EventFlags {
-        self.0
+    /// The `epoll_event.events` bits epoll reported.
+    pub const fn bits(self) -> u32 {
+        self.0.bits()
     }
 
     /// `EPOLLIN`: a read will not block (it may return 0 at end of stream).

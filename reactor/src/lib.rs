@@ -6,18 +6,22 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`poller`] | the epoll layer: register, modify, deregister by token; wait |
-//! | [`token`](Token) | slab key + generation, carried in `epoll_event.data` |
-//! | `state` | the slab of sources, shared heaps, counters, the removal rules |
-//! | [`Reactor`] | adding sources; the turn: one `epoll_wait`, then dispatch; `AsFd` for nesting |
-//! | [`Timer`], [`Io`], [`Signals`] | drop guards: dropping one removes its source |
-//! | [`shared`] | shared mode: many timers in a heap on one timerfd |
-//! | [`Context`] | what a callback gets: the reactor, and its own source |
+//! | [`Reactor`] (`reactor.rs`) | adding sources, running, stopping, stats; `AsFd` for nesting |
+//! | `turn.rs` | the turn: repairs, idle hooks, one `epoll_wait`, dispatch by one callback protocol, deferred work |
+//! | `core.rs`, `core/timers.rs` | the state under the borrow: the slab, the shared clocks, repairs owed; timers of both modes |
+//! | `poller.rs` | the epoll layer: register, modify, deregister by token; wait |
+//! | [`Token`] | slab key + generation, carried in `epoll_event.data` |
+//! | `sources.rs` | what a slab entry holds, and the callback types |
+//! | [`shared`] | shared mode: one owner per clock (heap, timerfd, armed-for deadline) |
+//! | [`leeway`] | how late a timer may fire, so one wake-up serves many |
+//! | [`Timer`], [`Io`], [`Signals`], [`Idle`] | drop guards: dropping one removes its source |
+//! | [`Context`] | what a callback gets: the reactor, the turn's `&mut D`, its own source |
 //! | [`Waker`] | wake a blocked loop from another thread (eventfd) |
 //! | [`channel`] | messages from other threads to a callback, batched per wake-up |
-//! | `deferred` | [`Reactor::defer`] and idle hooks ([`Reactor::add_idle`]) |
+//! | `deferred.rs` | [`Reactor::defer`] and idle hooks ([`Reactor::add_idle`]) |
 //! | [`signal`] | SIGINT/SIGTERM as events (signalfd) |
 //! | [`Stats`], [`trace`] | counters, and a line per kernel step |
+//! | [`Error`] (`error.rs`) | every failure, and the one rule for what a failed syscall means |
 //!
 //! ```
 //! use std::cell::Cell;
@@ -56,8 +60,41 @@
 //!
 //! A turn allocates nothing: the event buffer is reused, callbacks are taken
 //! out of their entries and put back (a dedicated timer's is shared through
-//! an `Rc` instead), and shared-mode passes reuse their
-//! scratch list.
+//! an `Rc` instead), and shared-mode passes reuse their scratch list.
+//!
+//! # State in callbacks
+//!
+//! Callbacks of a `Reactor<D>` share one `&mut D`, handed to
+//! [`turn_with`](Reactor::turn_with) or [`run_with`](Reactor::run_with) and
+//! reached through [`Context::data`], in calloop's spirit: no
+//! `Rc<RefCell<_>>` between callbacks. `Reactor` alone is `Reactor<()>`,
+//! and [`turn`](Reactor::turn) and [`run`](Reactor::run) are
+//! `turn_with(&mut ())` and `run_with(&mut ())`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use reactor::{Expiration, Reactor, TimerMode};
+//!
+//! #[derive(Default)]
+//! struct App { ticks: u64, bytes: usize }
+//!
+//! let reactor = Reactor::<App>::try_new()?;
+//! let every = Expiration::every(Duration::from_millis(1));
+//! let _t = reactor.add_timer(TimerMode::Shared, every, |ctx, n| ctx.data().ticks += n)?;
+//! let mut app = App::default();
+//! assert!(reactor.run_until_timeout_with(&mut app, Duration::from_secs(2), |app| app.ticks >= 3)?);
+//! # Ok::<(), reactor::Error>(())
+//! ```
+//!
+//! # When a system call fails
+//!
+//! No failure is silent. An operation you call returns its error and
+//! changes nothing. A step the loop takes on its own behalf (reading a
+//! ready fd, re-arming a shared clock, the `EPOLL_CTL_DEL` of a handle's
+//! drop) is retried at the start of every turn, and `turn` returns
+//! [`Error::Retrying`] each time it fails, until it heals; meanwhile every
+//! source keeps its schedule. The [`error`] module has the rule
+//! (interrupted, transient, fatal) and what each case does.
 //!
 //! # Two timer modes
 //!
@@ -88,13 +125,14 @@
 //!
 //! # Every operation is atomic
 //!
-//! Every `add_*`, [`Timer::set`], [`Timer::disarm`], [`Context::rearm`] and
-//! [`Io::modify`] either succeeds or returns an error and leaves no trace: no
-//! fd, no slab or heap entry, no change in [`Stats`]. A refused callback is
-//! dropped before the call returns, after the reactor's borrow ends, so the
-//! handles it captured still work. Each add does everything that can fail
-//! first (validate, `timerfd_create`, `timerfd_settime`, `epoll_ctl(ADD)`,
-//! arming the shared timerfd) and then commits with a step that cannot.
+//! Every `add_*`, [`Timer::set`], [`Timer::set_leeway`], [`Timer::disarm`],
+//! [`Context::rearm`] and [`Io::modify`] either succeeds or returns an error
+//! and leaves no trace: no fd, no slab or heap entry, no change in
+//! [`Stats`]. A refused callback is dropped before the call returns, after
+//! the reactor's borrow ends, so the handles it captured still work. Each
+//! add does everything that can fail first (validate, `timerfd_create`,
+//! `timerfd_settime`, `epoll_ctl(ADD)`, arming its clock's shared timerfd)
+//! and then commits with a step that cannot.
 //! Both timer modes accept and refuse exactly the same [`Expiration`]s,
 //! whatever else is scheduled; a deadline past the kernel's range
 //! ([`MAX_TIME`](timerfd_sys::MAX_TIME) from now) fires at the end of that
@@ -115,7 +153,7 @@
 //!   period and a level-triggered fd from spinning it. Its handle can tell:
 //!   `is_live()` is false and every method returns [`Error::Gone`].
 //! * **Every other source keeps its schedule.** A shared pass puts the due
-//!   timers it did not reach back on the heap and re-arms the shared
+//!   timers it did not reach back on the heap and re-arms its clock's
 //!   timerfd; the events of the turn that were not dispatched yet are
 //!   delivered by the next turn, which then does not wait, so edge-triggered
 //!   readiness is not lost either.
@@ -123,41 +161,44 @@
 //!   the next `turn`, after the operation it was reporting has finished.
 //!
 //! The same rule holds for every source kind (dedicated and shared timers,
-//! I/O, signals) and is tested for each in `tests/panics.rs` and by the
-//! model test.
+//! I/O, signals, channels, idle hooks): it is written once, in the turn's
+//! callback protocol, and tested for each in `tests/panics.rs` and by the
+//! model test. A deferred callback that panics is simply gone (it runs
+//! once); the ones after it stay queued for the next turn.
 
 #![cfg(target_os = "linux")]
 
 pub mod channel;
 mod context;
+mod core;
 mod deferred;
-mod error;
+pub mod error;
 mod handle;
 mod interest;
-pub mod poller;
+pub mod leeway;
+mod poller;
 mod reactor;
 pub mod shared;
 pub mod signal;
-mod state;
+mod sources;
 mod stats;
 mod token;
 pub mod trace;
+mod turn;
 mod waker;
 
 pub use channel::{Channel, Sender};
-pub use context::{Context, IoCallback, SignalCallback, TimerCallback};
-pub use deferred::{DeferredCallback, IdleCallback};
+pub use context::Context;
 pub use error::Error;
 pub use handle::{Idle, Io, Signals, Timer, TimerMode};
 pub use interest::{Interest, Readiness};
 pub use reactor::Reactor;
-pub use signal::SignalInfo;
+pub use signal::{Signal, SignalInfo};
 pub use stats::Stats;
 pub use token::Token;
 pub use trace::TraceEvent;
 pub use waker::Waker;
 
-pub use rustix::process::Signal;
 pub use timerfd_sys::{Clock, ClockTime, Expiration};
 
 /// The crate README's examples, compiled and run as doctests so they stay true.

@@ -20,43 +20,55 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::buffer::spare_capacity;
-use rustix::event::epoll::{self, CreateFlags, Event, EventData, EventFlags};
+use rustix::event::epoll::{self, CreateFlags, Event, EventData};
 use rustix::io::Errno;
 use rustix::time::Timespec;
 
-use crate::{Readiness, Token};
+use crate::{Interest, Readiness, Token};
 
 /// An epoll instance ([epoll(7)]).
 ///
 /// [epoll(7)]: https://man7.org/linux/man-pages/man7/epoll.7.html
 #[derive(Debug)]
-pub struct Poller {
+pub(crate) struct Poller {
     epoll: OwnedFd,
 }
 
 impl Poller {
     /// A new epoll instance, close-on-exec.
     #[doc(alias = "epoll_create1")]
-    pub fn new() -> Result<Poller, Errno> {
+    pub(crate) fn new() -> Result<Poller, Errno> {
         Ok(Poller { epoll: epoll::create(CreateFlags::CLOEXEC)? })
     }
 
     /// Start watching `fd` for `flags`, reporting `token` (`EPOLL_CTL_ADD`).
     #[doc(alias = "epoll_ctl", alias = "EPOLL_CTL_ADD")]
-    pub fn add(&self, fd: BorrowedFd<'_>, token: Token, flags: EventFlags) -> Result<(), Errno> {
-        epoll::add(&self.epoll, fd, EventData::new_u64(token.as_u64()), flags)
+    pub(crate) fn add(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: Token,
+        interest: Interest,
+    ) -> Result<(), Errno> {
+        let data = EventData::new_u64(token.as_u64());
+        again(|| epoll::add(&self.epoll, fd, data, interest.flags()))
     }
 
     /// Change what `fd` is watched for (`EPOLL_CTL_MOD`).
     #[doc(alias = "epoll_ctl", alias = "EPOLL_CTL_MOD")]
-    pub fn modify(&self, fd: BorrowedFd<'_>, token: Token, flags: EventFlags) -> Result<(), Errno> {
-        epoll::modify(&self.epoll, fd, EventData::new_u64(token.as_u64()), flags)
+    pub(crate) fn modify(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: Token,
+        interest: Interest,
+    ) -> Result<(), Errno> {
+        let data = EventData::new_u64(token.as_u64());
+        again(|| epoll::modify(&self.epoll, fd, data, interest.flags()))
     }
 
     /// Stop watching `fd` (`EPOLL_CTL_DEL`).
     #[doc(alias = "epoll_ctl", alias = "EPOLL_CTL_DEL")]
-    pub fn delete(&self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
-        epoll::delete(&self.epoll, fd)
+    pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+        again(|| epoll::delete(&self.epoll, fd))
     }
 
     /// Wait for events, at most `timeout` (`None`: forever), and put them in
@@ -66,7 +78,11 @@ impl Poller {
     /// `epoll_wait` counts timeouts in whole milliseconds, rounded up here.
     /// A signal (`EINTR`) restarts the wait with the time that remains.
     #[doc(alias = "epoll_wait", alias = "epoll_pwait")]
-    pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> Result<usize, Errno> {
+    pub(crate) fn wait(
+        &self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno> {
         // The clock is read only for a timeout that could be interrupted
         // and need its remainder: not for `None` (block) or zero (poll).
         let start = match timeout {
@@ -109,6 +125,17 @@ impl Poller {
     }
 }
 
+/// `call`, retried at once while it fails with `EINTR` (which `epoll_ctl`
+/// never returns on its own; a signal handler or a tracer's injection can).
+fn again(mut call: impl FnMut() -> Result<(), Errno>) -> Result<(), Errno> {
+    loop {
+        match call() {
+            Err(Errno::INTR) => continue,
+            result => return result,
+        }
+    }
+}
+
 /// A timeout as the `timespec` `epoll_pwait2` takes (rustix falls back to
 /// `epoll_pwait`'s milliseconds, rounded up, when that is exact enough).
 fn timespec(d: Duration) -> Timespec {
@@ -122,7 +149,7 @@ impl AsFd for Poller {
 }
 
 /// The buffer `epoll_wait` fills: allocated once, reused every turn.
-pub struct Events {
+pub(crate) struct Events {
     buf: Vec<Event>,
 }
 
@@ -134,27 +161,17 @@ impl std::fmt::Debug for Events {
 
 impl Events {
     /// Room for `capacity` events per wait (at least 1).
-    pub fn with_capacity(capacity: usize) -> Events {
+    pub(crate) fn with_capacity(capacity: usize) -> Events {
         Events { buf: Vec::with_capacity(capacity.max(1)) }
     }
 
-    /// How many events one wait can return.
-    pub fn capacity(&self) -> usize {
-        self.buf.capacity()
-    }
-
     /// Number of events from the last wait.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.buf.len()
     }
 
-    /// Whether the last wait returned no events.
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
     /// The `i`-th event of the last wait.
-    pub fn get(&self, i: usize) -> Option<(Token, Readiness)> {
+    pub(crate) fn get(&self, i: usize) -> Option<(Token, Readiness)> {
         self.buf.get(i).map(|e| {
             // Copy out of the packed struct before use.
             let (data, flags) = (e.data, e.flags);
@@ -163,7 +180,7 @@ impl Events {
     }
 
     /// The events of the last wait, in the order the kernel gave them.
-    pub fn iter(&self) -> impl Iterator<Item = (Token, Readiness)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Token, Readiness)> + '_ {
         self.buf.iter().map(|e| {
             // Copy out of the packed struct before use.
             let (data, flags) = (e.data, e.flags);

@@ -1,53 +1,127 @@
-//! `Reactor`: adding sources, and the turn: one `epoll_wait`, then dispatch.
+//! `Reactor`: the public face. Adding sources, running, stopping, stats.
+//! The turn itself is `turn.rs`; the state it runs on is `core.rs`.
 
-use std::cell::{RefCell, RefMut};
+use std::cell::{Cell, RefCell, RefMut};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rustix::process::Signal;
+use rustix::fs::{FileType, OFlags};
+use rustix::io::Errno;
 use timerfd_sys::{Clock, Expiration};
 
-use crate::context::IoCallback;
-use crate::deferred::Phase;
-use crate::shared::nanos;
+use crate::core::Core;
+use crate::handle::{Owner, WeakOwner};
+use crate::poller::Poller;
+use crate::shared::duration_ns;
 use crate::signal::SignalFd;
-use crate::state::{Core, DedicatedCallback, Entry, IoFd, SHARED_CLOCKS, Source};
+use crate::sources::Source;
+use crate::stats::Counters;
 use crate::token::SourceId;
-use crate::trace::{Observer, TraceEvent};
+use crate::trace::Observer;
 use crate::{
-    Context, Error, Interest, Io, Readiness, SignalInfo, Signals, Stats, Timer, TimerMode, Token,
-    Waker,
+    Context, Error, Interest, Io, Readiness, Signal, SignalInfo, Signals, Stats, Timer, TimerMode,
+    Token, Waker,
 };
 
-/// Signals read per signalfd event at most, so a signal storm cannot starve
-/// the other sources of a turn.
-const SIGNALS_PER_EVENT: usize = 64;
-
-/// A single-threaded epoll event loop.
+/// A single-threaded epoll event loop, whose callbacks share a `&mut D`.
 ///
-/// Not `Clone`, not `Send`: one reactor per thread. Callbacks reach it
-/// through their [`Context`]; handles hold a weak reference, so a callback
-/// that captures a handle does not keep the reactor alive, and dropping the
-/// reactor closes every fd it owns.
-pub struct Reactor {
-    pub(crate) core: Rc<RefCell<Core>>,
-    /// The same poller `core` waits on, held here so [`AsFd`] can lend its fd.
-    poller: Rc<crate::poller::Poller>,
+/// `Reactor` alone is `Reactor<()>`: callbacks keep their state in what
+/// they capture, and [`turn`](Reactor::turn) and [`run`](Reactor::run)
+/// drive it. With a data type, `Reactor::<App>::try_new()` makes a loop
+/// whose callbacks all reach one `&mut App` through
+/// [`Context::data`], handed in by [`turn_with`](Reactor::turn_with) or
+/// [`run_with`](Reactor::run_with): no `Rc<RefCell<_>>` needed.
+///
+/// Not `Clone`, not `Send`: one reactor per thread. Handles hold a weak
+/// reference, so a callback that captures a handle does not keep the
+/// reactor alive, and dropping the reactor closes every fd it owns.
+pub struct Reactor<D = ()> {
+    pub(crate) inner: Rc<Inner<D>>,
 }
 
-impl Reactor {
+/// What a reactor is: its state behind a `RefCell`, and beside it what must
+/// stay readable while the state is borrowed (the epoll fd, the counters,
+/// the stop request).
+pub(crate) struct Inner<D> {
+    pub(crate) core: RefCell<Core<D>>,
+    poller: Rc<Poller>,
+    pub(crate) counters: Rc<Counters>,
+    stop: Cell<bool>,
+}
+
+impl Reactor<()> {
     /// A reactor with no sources: one epoll fd, nothing else.
     /// `REACTOR_TRACE=1` in the environment turns the lifecycle trace on.
     pub fn new() -> Result<Reactor, Error> {
-        let core = Core::new()?;
-        let poller = Rc::clone(&core.poller);
-        Ok(Reactor { core: Rc::new(RefCell::new(core)), poller })
+        Reactor::try_new()
     }
 
-    pub(crate) fn core(&self) -> Result<RefMut<'_, Core>, Error> {
-        self.core.try_borrow_mut().map_err(|_| Error::Reentrant)
+    /// One turn: one `epoll_wait` (at most `timeout`; `None` blocks until an
+    /// event), then every returned event dispatched in order. Returns the
+    /// number of events. [`turn_with`](Reactor::turn_with) with no data.
+    ///
+    /// # Errors
+    ///
+    /// A failed `epoll_wait` ([`Error::Os`]), or a step the loop took on its
+    /// own behalf that failed in this turn ([`Error::Retrying`]: the turn
+    /// still dispatched everything else, and the step is retried next turn;
+    /// see [the rule](crate::error#how-a-failed-system-call-is-decided)).
+    ///
+    /// # Panics
+    ///
+    /// A panic in a callback unwinds out of `turn`, and the reactor stays
+    /// fully usable (see [Callbacks that panic](crate#callbacks-that-panic)):
+    /// the source whose callback panicked is removed, and the rest of this
+    /// turn's events are delivered by the next turn, which then does not
+    /// wait. A trace observer's panic resumes here too.
+    pub fn turn(&self, timeout: Option<Duration>) -> Result<usize, Error> {
+        self.turn_with(&mut (), timeout)
+    }
+
+    /// Run turns until [`stop`](Reactor::stop) is called (from a callback,
+    /// or a [`Waker::stop`] from another thread).
+    pub fn run(&self) -> Result<(), Error> {
+        self.run_with(&mut ())
+    }
+
+    /// Run turns until `done()` holds (checked before each turn) or the
+    /// reactor is stopped.
+    #[deprecated(note = "use `run_until_timeout(Duration::MAX, done)`, or `run` and `stop`")]
+    pub fn run_until(&self, done: impl FnMut() -> bool) -> Result<(), Error> {
+        self.run_until_timeout(Duration::MAX, done).map(drop)
+    }
+
+    /// Run turns until `done()` holds (checked before each turn), the
+    /// reactor is stopped, or `limit` has passed. Returns whether `done()`
+    /// held. A `limit` too far for [`Instant`] (`Duration::MAX`, say)
+    /// saturates: it never runs out.
+    pub fn run_until_timeout(
+        &self,
+        limit: Duration,
+        mut done: impl FnMut() -> bool,
+    ) -> Result<bool, Error> {
+        self.run_until_timeout_with(&mut (), limit, |_| done())
+    }
+}
+
+impl<D: 'static> Reactor<D> {
+    /// A reactor whose callbacks share a `&mut D` (see [`Reactor`]).
+    pub fn try_new() -> Result<Reactor<D>, Error> {
+        let poller = Rc::new(Poller::new()?);
+        let counters = Rc::new(Counters::default());
+        let core = RefCell::new(Core::new(Rc::clone(&poller), Rc::clone(&counters)));
+        Ok(Reactor { inner: Rc::new(Inner { core, poller, counters, stop: Cell::new(false) }) })
+    }
+
+    pub(crate) fn core(&self) -> Result<RefMut<'_, Core<D>>, Error> {
+        self.inner.core()
+    }
+
+    pub(crate) fn owner(&self) -> WeakOwner {
+        let weak: std::rc::Weak<dyn Owner> = Rc::downgrade(&self.inner) as _;
+        weak
     }
 
     /// Add a timer on `CLOCK_MONOTONIC`, armed with `exp`, in `mode`:
@@ -58,7 +132,7 @@ impl Reactor {
         &self,
         mode: TimerMode,
         exp: Expiration,
-        callback: impl FnMut(&mut Context<'_>, u64) + 'static,
+        callback: impl FnMut(&mut Context<'_, D>, u64) + 'static,
     ) -> Result<Timer, Error> {
         self.add_timer_on(Clock::Monotonic, mode, exp, callback)
     }
@@ -70,10 +144,10 @@ impl Reactor {
     /// the clocks whose readings never jump, so that a heap of deadlines
     /// keeps its meaning: monotonic, boottime and boottime-alarm, each with
     /// its own heap and timerfd. A realtime clock is refused with
-    /// [`Error::SharedClock`].
+    /// [`Error::SharedClock`] (the [`shared`](crate::shared) module says why).
     ///
-    /// Atomic: an invalid `exp` is refused before anything is created, and
-    /// on any error no fd, slab or heap entry, or `Stats` change is left
+    /// Atomic: `exp` is validated once, before anything is created, and on
+    /// any error no fd, slab or heap entry, or `Stats` change is left
     /// behind, and `callback` is dropped before this returns. Both modes
     /// accept and refuse exactly the same expirations.
     pub fn add_timer_on(
@@ -81,77 +155,70 @@ impl Reactor {
         clock: Clock,
         mode: TimerMode,
         exp: Expiration,
-        callback: impl FnMut(&mut Context<'_>, u64) + 'static,
+        callback: impl FnMut(&mut Context<'_, D>, u64) + 'static,
     ) -> Result<Timer, Error> {
-        match mode {
-            TimerMode::Dedicated => self.add_dedicated(clock, exp, Rc::new(RefCell::new(callback))),
-            TimerMode::Shared => {
-                // On error, `callback` is dropped after the borrow ends: its
-                // captures may be handles whose `Drop` needs the reactor.
-                let (mut core, prepared) = self.core().and_then(|mut core| {
-                    let prepared = core.prepare_shared(clock, exp)?;
-                    Ok((core, prepared))
-                })?;
-                let id = core.insert_shared(prepared, Box::new(callback));
-                Ok(Timer { core: Rc::downgrade(&self.core), id })
+        let setting = exp.validate()?;
+        // On error, `callback` is dropped after the borrow ends: its captures
+        // may be handles whose `Drop` needs the reactor.
+        let id = match mode {
+            TimerMode::Dedicated => {
+                let callback = Core::dedicated_callback(callback);
+                SourceId::Dedicated(self.with_core(|c| c.add_dedicated(clock, &setting, callback))?)
             }
-        }
-    }
-
-    fn add_dedicated(
-        &self,
-        clock: Clock,
-        exp: Expiration,
-        callback: DedicatedCallback,
-    ) -> Result<Timer, Error> {
-        let (mut core, fd, token) = self.core().and_then(|mut core| {
-            let (fd, token) = core.prepare_dedicated(clock, exp)?;
-            Ok((core, fd, token))
-        })?;
-        let raw = fd.as_raw_fd();
-        let source = Source::Timer { fd, callback };
-        core.insert(token, source, raw, Interest::READABLE);
-        Ok(Timer { core: Rc::downgrade(&self.core), id: SourceId::Dedicated(token) })
+            TimerMode::Shared => {
+                let callback = Box::new(callback);
+                self.with_core(|c| c.add_shared(clock, &setting, callback))?
+            }
+        };
+        Ok(Timer { owner: self.owner(), id })
     }
 
     /// Watch an fd the reactor takes ownership of (an `OwnedFd`, a
     /// `TcpStream`, or an `Rc` of one to keep using it elsewhere). It is
     /// closed (dropped) when the handle is dropped, or when this fails.
+    ///
+    /// The fd must be nonblocking: a socket, pipe or character device in
+    /// blocking mode is refused with [`Error::Blocking`] (a callback reading
+    /// it would block the loop, and every signal source with it). Epoll,
+    /// timer, event and signal fds are accepted either way, since the
+    /// reactor's users read their readiness, not their data, so nesting one
+    /// reactor in another works. A regular file gets `EPERM` from epoll.
     pub fn add_io(
         &self,
         fd: impl AsFd + 'static,
         interest: Interest,
-        callback: impl FnMut(&mut Context<'_>, Readiness) + 'static,
+        callback: impl FnMut(&mut Context<'_, D>, Readiness) + 'static,
     ) -> Result<Io<'static>, Error> {
-        self.register_io(IoFd::Owned(Box::new(fd)), interest, Box::new(callback))
+        check_nonblocking(fd.as_fd())?;
+        let (fd, callback): (Box<dyn AsFd>, _) = (Box::new(fd), Box::new(callback));
+        let token = self.with_core(|core| {
+            let token = core.watch(fd.as_fd(), interest)?;
+            Ok(token)
+        })?;
+        let raw = fd.as_fd().as_raw_fd();
+        // Cannot fail: `watch` reserved the slot.
+        self.with_core(|core| {
+            core.insert(token, Source::Io { fd, callback: Some(callback) }, raw, interest);
+            Ok(())
+        })?;
+        Ok(Io { owner: self.owner(), token, _fd: PhantomData })
     }
 
-    /// Watch an fd the caller keeps. The handle borrows it, so the fd cannot
-    /// be closed while it is registered.
+    /// Watch an fd the caller keeps: the reactor registers its own copy
+    /// (`fcntl(F_DUPFD_CLOEXEC)`, one more fd) and closes that copy when
+    /// the handle drops, so the caller may close theirs whenever it likes
+    /// and no handle, forgotten or not, can ever touch another registration.
+    /// Otherwise as [`add_io`](Self::add_io).
     pub fn add_io_borrowed<'fd>(
         &self,
         fd: BorrowedFd<'fd>,
         interest: Interest,
-        callback: impl FnMut(&mut Context<'_>, Readiness) + 'static,
+        callback: impl FnMut(&mut Context<'_, D>, Readiness) + 'static,
     ) -> Result<Io<'fd>, Error> {
-        self.register_io(IoFd::Borrowed(fd.as_raw_fd()), interest, Box::new(callback))
-    }
-
-    /// `epoll_ctl(ADD)`, then the slab entry. On error `fd` and `callback`
-    /// are dropped after the borrow ends (an owned fd's `Drop` is the caller's code).
-    fn register_io<'fd>(
-        &self,
-        fd: IoFd,
-        interest: Interest,
-        callback: IoCallback,
-    ) -> Result<Io<'fd>, Error> {
-        let (mut core, token) = self.core().and_then(|mut core| {
-            let token = core.watch(fd.as_fd(), interest)?;
-            Ok((core, token))
-        })?;
-        let raw = fd.as_fd().as_raw_fd();
-        core.insert(token, Source::Io { fd, callback: Some(callback) }, raw, interest);
-        Ok(Io { core: Rc::downgrade(&self.core), token, _fd: PhantomData })
+        let copy = rustix::io::fcntl_dupfd_cloexec(fd, 0)?;
+        let mut io = self.add_io(copy, interest, callback)?;
+        let owner = std::mem::replace(&mut io.owner, crate::handle::nobody());
+        Ok(Io { owner, token: io.token, _fd: PhantomData })
     }
 
     /// Deliver `signals` to `callback` through a signalfd. Blocks them in
@@ -160,17 +227,22 @@ impl Reactor {
     pub fn add_signals(
         &self,
         signals: &[Signal],
-        callback: impl FnMut(&mut Context<'_>, SignalInfo) + 'static,
+        callback: impl FnMut(&mut Context<'_, D>, SignalInfo) + 'static,
     ) -> Result<Signals, Error> {
         let fd = Box::new(SignalFd::open(signals)?);
-        let (mut core, token) = self.core().and_then(|mut core| {
-            let token = core.watch(fd.as_fd(), Interest::READABLE)?;
-            Ok((core, token))
-        })?;
+        let callback = Box::new(callback);
+        let token = self.with_core(|core| core.watch(fd.as_fd(), Interest::READABLE))?;
         let raw = fd.as_raw_fd();
-        let source = Source::Signal { fd, callback: Some(Box::new(callback)) };
-        core.insert(token, source, raw, Interest::READABLE);
-        Ok(Signals { core: Rc::downgrade(&self.core), token })
+        self.with_core(|core| {
+            core.insert(
+                token,
+                Source::Signal { fd, callback: Some(callback) },
+                raw,
+                Interest::READABLE,
+            );
+            Ok(())
+        })?;
+        Ok(Signals { owner: self.owner(), token })
     }
 
     /// A [`Waker`] for this reactor; the first call creates its eventfd.
@@ -180,61 +252,59 @@ impl Reactor {
 
     /// Send lifecycle trace events to `observer` (`None`: turn the trace off).
     /// The observer must not call back into the reactor; if it does, that
-    /// call fails with [`Error::Reentrant`].
+    /// call fails with [`Error::Reentrant`] (reading [`stats`](Self::stats)
+    /// is fine).
     pub fn set_observer(&self, observer: Option<Observer>) {
+        // Only an observer calling this from inside itself finds the core
+        // borrowed; it then stays as it is, as documented above.
         if let Ok(mut core) = self.core() {
-            core.tracer.set(observer);
+            core.set_observer(observer);
         }
     }
 
-    /// A snapshot of the sources and counters.
+    /// A snapshot of the sources and counters. Always true: the counters
+    /// live outside the reactor's borrowed state.
     pub fn stats(&self) -> Stats {
-        self.core.try_borrow().map(|c| c.snapshot()).unwrap_or_default()
+        self.inner.counters.snapshot()
     }
 
-    /// Ask [`run`](Self::run) to return after the current turn.
+    /// Ask [`run`](Self::run) (or [`run_with`](Self::run_with),
+    /// [`run_until_timeout`](Self::run_until_timeout)) to return after the
+    /// current turn: the one way to stop the loop. From a callback,
+    /// `ctx.stop()`; from another thread, [`Waker::stop`], which asks the
+    /// same and wakes the loop.
     pub fn stop(&self) {
-        if let Ok(mut core) = self.core() {
-            core.stop = true;
-        }
+        self.inner.stop.set(true);
     }
 
-    /// Whether a stop was requested (by [`stop`](Self::stop) or a
-    /// [`Waker::stop`]); clears the request.
+    /// Whether a stop was requested; clears the request.
     fn take_stop(&self) -> bool {
-        let Ok(mut core) = self.core() else { return false };
-        let waker = core.waker.as_ref().is_some_and(|w| w.take_stop());
-        std::mem::take(&mut core.stop) | waker
+        let waker = self.inner.core.try_borrow().is_ok_and(|c| c.take_stop_request());
+        self.inner.stop.take() | waker
     }
 
-    /// Run turns until stopped.
-    pub fn run(&self) -> Result<(), Error> {
-        self.run_until(|| false)
-    }
-
-    /// Run turns until `done()` holds (checked before each turn) or the
-    /// reactor is stopped.
-    pub fn run_until(&self, mut done: impl FnMut() -> bool) -> Result<(), Error> {
-        while !done() {
-            self.turn(None)?;
+    /// Run turns, handing each callback `data`, until stopped.
+    pub fn run_with(&self, data: &mut D) -> Result<(), Error> {
+        loop {
+            self.turn_with(data, None)?;
             if self.take_stop() {
-                break;
+                return Ok(());
             }
         }
-        Ok(())
     }
 
-    /// Like [`run_until`](Self::run_until), but give up after `limit`.
-    /// Returns whether `done()` held. A `limit` too far for [`Instant`]
-    /// (`Duration::MAX`, say) saturates: it never runs out.
-    pub fn run_until_timeout(
+    /// Run turns, handing each callback `data`, until `done(data)` holds
+    /// (checked before each turn), the reactor is stopped, or `limit` has
+    /// passed. Returns whether `done` held.
+    pub fn run_until_timeout_with(
         &self,
+        data: &mut D,
         limit: Duration,
-        mut done: impl FnMut() -> bool,
+        mut done: impl FnMut(&mut D) -> bool,
     ) -> Result<bool, Error> {
         let deadline = Instant::now().checked_add(limit);
         loop {
-            if done() {
+            if done(data) {
                 return Ok(true);
             }
             let left = match deadline {
@@ -244,331 +314,144 @@ impl Reactor {
             if left.is_zero() {
                 return Ok(false);
             }
-            self.turn(Some(left))?;
+            self.turn_with(data, Some(left))?;
             if self.take_stop() {
-                return Ok(done());
+                return Ok(done(data));
             }
         }
     }
 
-    /// One turn: one `epoll_wait` (at most `timeout`; `None` blocks until an
-    /// event), then every returned event dispatched in order. Returns the
-    /// number of events.
-    ///
-    /// # Panics
-    ///
-    /// A panic in a callback unwinds out of `turn`, and the reactor stays
-    /// fully usable (see [Callbacks that panic](crate#callbacks-that-panic)):
-    /// the source whose callback panicked is removed, and the rest of this
-    /// turn's events are delivered by the next turn, which then does not
-    /// wait. A trace observer's panic resumes here too.
-    pub fn turn(&self, timeout: Option<Duration>) -> Result<usize, Error> {
-        {
-            let mut core = self.core()?;
-            if core.in_turn {
-                return Err(Error::Reentrant);
-            }
-            if let Some(panic) = core.tracer.take_panic() {
-                drop(core);
-                std::panic::resume_unwind(panic);
-            }
-            core.in_turn = true;
-            core.deferred.phase = Phase::BeforeDeferred;
-        }
-        // From here on, returning or unwinding ends the turn.
-        let turn = InTurn(self);
-        let mut core = self.core.borrow_mut();
-        // Events a panic left in the buffer are delivered before any wait.
-        if core.next_event >= core.events.len() {
-            if core.deferred.has_hooks() {
-                drop(core);
-                self.run_idle_hooks();
-                core = self.core.borrow_mut();
-            }
-            let timeout = if core.has_pending_work() { Some(Duration::ZERO) } else { timeout };
-            let core = &mut *core;
-            core.next_event = 0;
-            core.poller.wait(&mut core.events, timeout)?;
-            core.stats.wakeups += 1;
-        }
-        let start = core.next_event;
-        // One borrow per event: it fetches the event and dispatches it.
-        while let Some((token, readiness)) = core.events.get(core.next_event) {
-            core.next_event += 1;
-            self.dispatch(core, token, readiness);
-            core = self.core.borrow_mut();
-        }
-        let n = core.next_event - start;
-        if core.deferred.queue.is_empty() {
-            // The common end: nothing deferred, so end the turn in this borrow.
-            core.end_turn();
-            drop(core);
-            std::mem::forget(turn);
-        } else {
-            drop(core);
-            // Still inside the turn: a deferred callback cannot nest a turn either.
-            self.run_deferred();
-            drop(turn);
-        }
-        Ok(n)
-    }
-
-    /// Route one event to its source, unless it is stale.
-    fn dispatch(&self, mut guard: RefMut<'_, Core>, token: Token, readiness: Readiness) {
-        let core = &mut *guard;
-        // The generation check: an event for a source dropped since the wait
-        // (its slot perhaps reused) finds a mismatch here.
-        let Some(entry) =
-            core.sources.get_mut(token.key()).filter(|e| e.generation == token.generation())
-        else {
-            core.stats.stale_events += 1;
-            return;
-        };
-        core.stats.events_dispatched += 1;
-        // Dedicated timers first, the hot case: one borrow and one slab
-        // visit, then the callback runs through its own `Rc` with no borrow
-        // held, and there is nothing to put back.
-        if let Source::Timer { fd, callback } = &mut entry.source {
-            // One read per ready timer; 0 means it was re-armed after epoll
-            // saw it ready (a spurious event).
-            let ticks = fd.read().unwrap_or(0);
-            if ticks == 0 {
-                return;
-            }
-            let cb = Rc::clone(callback);
-            let fd = fd.as_raw_fd();
-            core.stats.timer_expirations += ticks;
-            core.tracer.emit(|| TraceEvent::Fire { fd, ticks });
-            drop(guard);
-            let id = SourceId::Dedicated(token);
-            let mut unwinding = RemoveOnUnwind(Context::new(self, id));
-            // `run` drops `cb` when the callback returns: if the source was
-            // removed meanwhile, that drops the callback, with no borrow held.
-            cb.run(&mut unwinding.0, ticks);
-            unwinding.returned();
-            return;
-        }
-        match Job::of(&mut entry.source) {
-            Job::Nothing => {}
-            Job::Wake => {
-                if let Some(w) = &core.waker {
-                    w.drain();
-                }
-            }
-            Job::Io(mut cb) => {
-                drop(guard);
-                let id = SourceId::Io(token);
-                let mut unwinding = RemoveOnUnwind(Context::new(self, id));
-                cb(&mut unwinding.0, readiness);
-                unwinding.returned();
-                self.restore(token, cb, |s| match s {
-                    Source::Io { callback, .. } => Some(callback),
-                    _ => None,
-                });
-            }
-            Job::Signals => {
-                drop(guard);
-                self.deliver_signals(token);
-            }
-            Job::SharedPass(heap) => {
-                drop(guard);
-                self.shared_pass(heap);
-            }
-        }
-    }
-
-    /// Put a callback back in its entry after it ran, unless the entry was
-    /// removed or its slot reused meanwhile; then drop it, outside the borrow.
-    fn restore<C>(
+    /// Run `f` on the core, then drop what it released outside the borrow.
+    pub(crate) fn with_core<T>(
         &self,
-        token: Token,
-        cb: C,
-        slot: impl FnOnce(&mut Source) -> Option<&mut Option<C>>,
-    ) {
-        let leftover = match self.core.try_borrow_mut() {
-            Ok(mut core) => match core.entry(token).and_then(|e| slot(&mut e.source)) {
-                Some(empty @ None) => {
-                    *empty = Some(cb);
-                    None
-                }
-                _ => Some(cb),
-            },
-            Err(_) => Some(cb),
-        };
-        drop(leftover);
+        f: impl FnOnce(&mut Core<D>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.inner.with_core(f)
     }
 
-    fn deliver_signals(&self, token: Token) {
-        for _ in 0..SIGNALS_PER_EVENT {
-            let (info, cb) = {
-                let mut core = self.core.borrow_mut();
-                let Some(Entry { source: Source::Signal { fd, callback }, .. }) = core.entry(token)
-                else {
-                    return;
-                };
-                match fd.read() {
-                    Ok(Some(info)) => match callback.take() {
-                        Some(cb) => (info, cb),
-                        None => return,
-                    },
-                    _ => return,
-                }
-            };
-            let mut cb = cb;
-            let id = SourceId::Signal(token);
-            let mut unwinding = RemoveOnUnwind(Context::new(self, id));
-            cb(&mut unwinding.0, info);
-            unwinding.returned();
-            self.restore(token, cb, |s| match s {
-                Source::Signal { callback, .. } => Some(callback),
-                _ => None,
-            });
-        }
+    pub(crate) fn set_timer(&self, id: SourceId, exp: Option<Expiration>) -> Result<(), Error> {
+        self.inner.set_timer(id, exp)
     }
 
-    /// The shared timerfd fired: run every shared timer that is due, then
-    /// point the fd at the next deadline.
-    fn shared_pass(&self, heap: u8) {
-        let h = heap as usize;
-        let (due, now) = {
-            let mut core = self.core.borrow_mut();
-            core.ack_shared_fd(heap);
-            let now = nanos(SHARED_CLOCKS[h].now());
-            (core.shared[h].collect_due(now), now)
-        };
-        let mut pass = SharedPass { reactor: self, heap, next: 0 };
-        while pass.next < due {
-            let i = pass.next;
-            pass.next += 1;
-            let fired = {
-                let mut core = self.core.borrow_mut();
-                let d = core.shared[h].due(i);
-                let fired = core.shared[h].fire(d, now);
-                if let Some(f) = &fired {
-                    let (timer, ticks) = (f.key, f.ticks);
-                    core.stats.timer_expirations += ticks;
-                    core.tracer.emit(|| TraceEvent::HeapFire { timer, ticks });
-                }
-                fired
-            };
-            let Some(mut f) = fired else { continue };
-            let id = SourceId::Shared { heap, key: f.key, generation: f.generation };
-            let mut unwinding = RemoveOnUnwind(Context::new(self, id));
-            (f.callback)(&mut unwinding.0, f.ticks);
-            unwinding.returned();
-            let leftover =
-                self.core.borrow_mut().shared[h].restore(f.key, f.generation, f.callback);
-            drop(leftover);
-        }
+    pub(crate) fn set_leeway(&self, id: SourceId, leeway: Duration) -> Result<(), Error> {
+        self.inner.set_leeway(id, leeway)
     }
 
     /// Remove any source by id, dropping it outside the borrow.
     pub(crate) fn remove(&self, id: SourceId) {
-        let removed = self.core().ok().and_then(|mut c| c.remove(id));
+        self.inner.remove(id);
+    }
+
+    pub(crate) fn is_live(&self, id: SourceId) -> bool {
+        self.inner.is_live(id)
+    }
+
+    pub(crate) fn fault(&self, call: &'static str, errno: Errno) {
+        if let Ok(mut core) = self.core() {
+            core.fault(call, errno);
+        }
+    }
+}
+
+/// Refuse a socket, pipe or character device in blocking mode (see
+/// [`Reactor::add_io`]).
+fn check_nonblocking(fd: BorrowedFd<'_>) -> Result<(), Error> {
+    if rustix::fs::fcntl_getfl(fd)?.contains(OFlags::NONBLOCK) {
+        return Ok(());
+    }
+    let kind = FileType::from_raw_mode(rustix::fs::fstat(fd)?.st_mode);
+    match kind {
+        FileType::Socket | FileType::Fifo | FileType::CharacterDevice => Err(Error::Blocking),
+        _ => Ok(()),
+    }
+}
+
+impl<D: 'static> Inner<D> {
+    pub(crate) fn core(&self) -> Result<RefMut<'_, Core<D>>, Error> {
+        self.core.try_borrow_mut().map_err(|_| Error::Reentrant)
+    }
+
+    pub(crate) fn with_core<T>(
+        &self,
+        f: impl FnOnce(&mut Core<D>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let (result, released) = {
+            let mut core = self.core()?;
+            let result = f(&mut core);
+            (result, core.take_graveyard())
+        };
+        drop(released);
+        result
+    }
+}
+
+impl<D: 'static> Owner for Inner<D> {
+    fn remove(&self, id: SourceId) {
+        let (removed, released) = match self.core.try_borrow_mut() {
+            Ok(mut core) => (core.remove(id), core.take_graveyard()),
+            // Only a trace observer dropping a handle gets here; the source then
+            // lives until the reactor is dropped.
+            Err(_) => (None, Vec::new()),
+        };
         drop(removed);
+        drop(released);
     }
-}
 
-/// A turn in progress. Dropping it, at the end of the turn or while a
-/// callback's panic unwinds through it, ends the turn; events the panic cut
-/// off stay in the buffer for the next turn (see [`Core::end_turn`]).
-struct InTurn<'a>(&'a Reactor);
+    fn set_timer(&self, id: SourceId, exp: Option<Expiration>) -> Result<(), Error> {
+        let setting = exp.map(Expiration::validate).transpose()?;
+        self.with_core(|c| c.set_timer(id, setting.as_ref()))
+    }
 
-impl Drop for InTurn<'_> {
-    fn drop(&mut self) {
-        // Callbacks hold no borrow, and theirs end before this runs.
-        if let Ok(mut core) = self.0.core.try_borrow_mut() {
-            core.end_turn();
+    fn set_leeway(&self, id: SourceId, leeway: Duration) -> Result<(), Error> {
+        self.with_core(|c| c.set_leeway(id, duration_ns(leeway)))
+    }
+
+    fn is_live(&self, id: SourceId) -> bool {
+        self.core.try_borrow().is_ok_and(|c| c.is_live(id))
+    }
+
+    fn detach(&self, id: SourceId) {
+        // Only a trace observer detaching a handle finds the core borrowed;
+        // the source then stays attached, and its handle's drop removes it.
+        if let Ok(mut core) = self.core() {
+            core.detach(id);
         }
     }
-}
 
-/// Armed around a callback, and holding the [`Context`] it gets: if the
-/// callback panics, its source is removed while the panic unwinds. The
-/// callback itself unwinds with the panic, so the source could never be
-/// served again; removing it closes its fd, stops its wake-ups and keeps
-/// `Stats` true. Defused when the callback returns.
-struct RemoveOnUnwind<'a>(Context<'a>);
-
-impl RemoveOnUnwind<'_> {
-    fn returned(self) {
-        std::mem::forget(self);
+    fn modify_io(&self, token: Token, interest: Interest) -> Result<(), Error> {
+        self.with_core(|c| c.modify_io(token, interest))
     }
-}
 
-impl Drop for RemoveOnUnwind<'_> {
-    fn drop(&mut self) {
-        self.0.remove();
-    }
-}
-
-/// A shared pass in progress. Dropping it ends the pass, on return or
-/// while a callback's panic unwinds through it: due entries the pass did
-/// not reach go back on the heap (none, on return), and the shared timerfd
-/// is armed for the earliest deadline, so no other shared timer is lost.
-struct SharedPass<'a> {
-    reactor: &'a Reactor,
-    heap: u8,
-    next: usize,
-}
-
-impl Drop for SharedPass<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut core) = self.reactor.core.try_borrow_mut() {
-            core.shared[self.heap as usize].requeue_due(self.next);
-            let _ = core.sync_shared_fd(self.heap);
-        }
-    }
-}
-enum Job {
-    Nothing,
-    Wake,
-    Io(IoCallback),
-    Signals,
-    SharedPass(u8),
-}
-
-impl Job {
-    /// What an event for a source other than a dedicated timer asks for.
-    /// Kept out of line: inlined, its match became a jump table that every
-    /// timer event went through too, where a single compare does.
-    #[inline(never)]
-    fn of(source: &mut Source) -> Job {
-        match source {
-            Source::Timer { .. } => Job::Nothing, // dispatched before this
-            Source::Io { callback, .. } => callback.take().map_or(Job::Nothing, Job::Io),
-            Source::Signal { .. } => Job::Signals,
-            Source::Waker => Job::Wake,
-            Source::SharedFd(heap) => Job::SharedPass(*heap),
-        }
+    fn timer_fd(&self, token: Token) -> Option<RawFd> {
+        self.core().ok()?.timer_fd(token)
     }
 }
 
 /// The epoll fd, for nesting this reactor in another event loop.
 ///
 /// It is readable (level-triggered) whenever a turn has something to
-/// dispatch: a ready source, a due timer of either mode (the shared timerfd
-/// is one of its fds), a deferred callback, or events a panic left for the
-/// next turn. So a host loop (`poll(2)`, another `Reactor`, GLib, tokio's
-/// `AsyncFd`) waits on it and calls [`turn`](Reactor::turn) with
-/// `Some(Duration::ZERO)` when it is readable; no deadline is missed while
-/// nested. One turn dispatches at most 1,024 events, so it may leave work
-/// for the next: the fd then stays readable. Do not read from it or
-/// register it edge-triggered: an edge can be consumed by a turn that
-/// leaves work behind.
-impl AsFd for Reactor {
+/// dispatch: a ready source, a due timer of either mode (each shared
+/// clock's timerfd is one of its fds), a deferred callback, events a panic
+/// left for the next turn, or a repair to retry. So a host loop (`poll(2)`,
+/// another `Reactor`, GLib, tokio's `AsyncFd`) waits on it and calls
+/// [`turn`](Reactor::turn) with `Some(Duration::ZERO)` when it is readable;
+/// no deadline is missed while nested. One turn dispatches at most 1,024
+/// events, so it may leave work for the next: the fd then stays readable.
+/// Do not read from it or register it edge-triggered: an edge can be
+/// consumed by a turn that leaves work behind.
+impl<D> AsFd for Reactor<D> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.poller.as_fd()
+        self.inner.poller.as_fd()
     }
 }
 
-impl AsRawFd for Reactor {
+impl<D> AsRawFd for Reactor<D> {
     fn as_raw_fd(&self) -> RawFd {
-        self.poller.as_fd().as_raw_fd()
+        self.inner.poller.as_fd().as_raw_fd()
     }
 }
 
-impl std::fmt::Debug for Reactor {
+impl<D: 'static> std::fmt::Debug for Reactor<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reactor").field("stats", &self.stats()).finish()
     }

@@ -22,13 +22,84 @@
 //! `pthread_sigmask(3)`/`sigset_t` (outside its unstable runtime module).
 
 use std::cell::RefCell;
+use std::fmt;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use rustix::io::Errno;
-use rustix::process::Signal;
 
 use crate::Error;
+
+/// A signal, by its Linux number: what [`Reactor::add_signals`](crate::Reactor::add_signals)
+/// watches and [`SignalInfo`] reports.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signal(i32);
+
+impl Signal {
+    /// `SIGHUP` (1): the terminal hung up; by convention, "reload".
+    pub const HUP: Signal = Signal(libc::SIGHUP);
+    /// `SIGINT` (2): Ctrl-C.
+    pub const INT: Signal = Signal(libc::SIGINT);
+    /// `SIGQUIT` (3): Ctrl-\\.
+    pub const QUIT: Signal = Signal(libc::SIGQUIT);
+    /// `SIGUSR1` (10).
+    pub const USR1: Signal = Signal(libc::SIGUSR1);
+    /// `SIGUSR2` (12).
+    pub const USR2: Signal = Signal(libc::SIGUSR2);
+    /// `SIGPIPE` (13): a write to a pipe or socket nobody reads.
+    pub const PIPE: Signal = Signal(libc::SIGPIPE);
+    /// `SIGALRM` (14).
+    pub const ALRM: Signal = Signal(libc::SIGALRM);
+    /// `SIGTERM` (15): the polite "stop" of `kill` and supervisors.
+    pub const TERM: Signal = Signal(libc::SIGTERM);
+    /// `SIGCHLD` (17): a child process changed state.
+    pub const CHLD: Signal = Signal(libc::SIGCHLD);
+    /// `SIGWINCH` (28): the terminal was resized.
+    pub const WINCH: Signal = Signal(libc::SIGWINCH);
+
+    /// The signal numbered `signo`, if it is one signalfd can watch: 1 to
+    /// 64, but not `SIGKILL` or `SIGSTOP`, which cannot be blocked.
+    pub const fn from_raw(signo: i32) -> Option<Signal> {
+        match signo {
+            libc::SIGKILL | libc::SIGSTOP => None,
+            1..=64 => Some(Signal(signo)),
+            _ => None,
+        }
+    }
+
+    /// Its number.
+    pub const fn as_raw(self) -> i32 {
+        self.0
+    }
+}
+
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The C name: `SIGINT`, `SIGTERM`, ... (`SIG34` and up: real-time signals).
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (Signal::HUP, "SIGHUP"),
+            (Signal::INT, "SIGINT"),
+            (Signal::QUIT, "SIGQUIT"),
+            (Signal::USR1, "SIGUSR1"),
+            (Signal::USR2, "SIGUSR2"),
+            (Signal::PIPE, "SIGPIPE"),
+            (Signal::ALRM, "SIGALRM"),
+            (Signal::TERM, "SIGTERM"),
+            (Signal::CHLD, "SIGCHLD"),
+            (Signal::WINCH, "SIGWINCH"),
+        ];
+        match names.iter().find(|(s, _)| s == self) {
+            Some((_, name)) => f.write_str(name),
+            None => write!(f, "SIG{}", self.0),
+        }
+    }
+}
 
 /// One delivered signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,28 +198,38 @@ impl SignalFd {
         Ok(SignalFd { fd, set })
     }
 
-    /// The next pending signal, or `None` when there is none.
-    pub(crate) fn read(&self) -> Result<Option<SignalInfo>, Error> {
+    /// The next pending signal, or `None` when there is none. `EINTR` is
+    /// retried at once, in a loop.
+    pub(crate) fn read(&self) -> Result<Option<SignalInfo>, Errno> {
         // struct signalfd_siginfo: 128 bytes; ssi_signo at 0, ssi_pid at 12, ssi_uid at 16.
         let mut buf = [0u8; 128];
-        match rustix::io::read(&self.fd, &mut buf) {
+        let read = loop {
+            match rustix::io::read(&self.fd, &mut buf) {
+                Err(Errno::INTR) => continue,
+                other => break other,
+            }
+        };
+        match read {
             Ok(128) => {
                 let field =
                     |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap_or([0; 4]));
-                let signo = i32::try_from(field(0)).map_err(|_| Error::Os(Errno::INVAL))?;
-                let signal = Signal::from_named_raw(signo).ok_or(Error::Os(Errno::INVAL))?;
+                // The kernel only reports signals this fd asked for, all valid.
+                let signal = i32::try_from(field(0)).ok().and_then(Signal::from_raw);
+                let signal = signal.ok_or(Errno::INVAL)?;
                 Ok(Some(SignalInfo { signal, pid: field(12), uid: field(16) }))
             }
-            Ok(_) => Err(Error::Os(Errno::IO)),
+            // A signalfd read is one whole record or an error.
+            Ok(_) => Err(Errno::IO),
             Err(Errno::AGAIN) => Ok(None),
-            Err(Errno::INTR) => self.read(),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 }
 
 fn unblock(set: &libc::sigset_t) {
     // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    // pthread_sigmask fails only for an invalid `how`, and SIG_UNBLOCK is
+    // valid: there is no error to handle.
     unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, set, std::ptr::null_mut()) };
 }
 
@@ -158,8 +239,8 @@ impl Drop for SignalFd {
     fn drop(&mut self) {
         let mut release = empty_set();
         // `try_with`: during thread exit the claims may already be gone, and
-        // the mask with the thread.
-        let _ = CLAIMS.try_with(|claims| {
+        // the mask with the thread, so there is nothing left to release.
+        let _gone_at_thread_exit = CLAIMS.try_with(|claims| {
             let mut claims = claims.borrow_mut();
             for signo in members(&self.set) {
                 let count = &mut claims.count[signo as usize];

@@ -7,8 +7,6 @@
 
 use core::fmt;
 
-use crate::Error;
-
 /// Identifies one registration in a reactor: slab key plus generation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Token(u64);
@@ -49,17 +47,22 @@ impl fmt::Debug for Token {
 /// Which source a handle or a callback is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SourceId {
+    /// A dedicated timer: its slab entry.
     Dedicated(Token),
-    Shared { heap: u8, key: u32, generation: u32 },
+    /// A shared timer: slot `key` of the heap of shared clock `clock`
+    /// (an index into `shared::CLOCKS`).
+    Shared {
+        clock: u8,
+        key: u32,
+        generation: u32,
+    },
     Io(Token),
     Signal(Token),
-}
-
-impl SourceId {
-    pub(crate) fn timer(self) -> Result<SourceId, Error> {
-        match self {
-            SourceId::Dedicated(_) | SourceId::Shared { .. } => Ok(self),
-            _ => Err(Error::NotATimer),
-        }
-    }
+    /// An idle hook: slot `key` of the hook slab.
+    Idle {
+        key: u32,
+        generation: u32,
+    },
+    /// A deferred callback: it runs once, so there is nothing to remove.
+    Deferred,
 }

@@ -16,7 +16,9 @@
 //! ```
 //!
 //! Shared timers never touch the kernel one by one, so their lines name heap
-//! operations; the shared timerfd itself shows up with the lines above.
+//! operations; each shared clock's timerfd shows up with the lines above,
+//! re-armed at the heap's earliest deadline (`timerfd_settime(fd,
+//! TFD_TIMER_ABSTIME, N ns)`).
 
 use core::fmt;
 use std::os::fd::RawFd;
@@ -68,6 +70,14 @@ pub enum TraceEvent {
         /// Expirations, missed ticks folded in.
         ticks: u64,
     },
+    /// `timerfd_settime` armed a shared clock's timerfd `fd` once, absolute,
+    /// for the earliest deadline of its heap.
+    ArmDeadline {
+        /// The shared clock's timerfd.
+        fd: RawFd,
+        /// The deadline, nanoseconds on the clock.
+        deadline_ns: u64,
+    },
     /// `timerfd_settime` disarmed `fd`.
     Disarm {
         /// The timerfd.
@@ -83,12 +93,12 @@ pub enum TraceEvent {
         /// The fd.
         fd: RawFd,
     },
-    /// Shared timer `timer` was pushed on the heap, due at `deadline_ns` on
-    /// `CLOCK_MONOTONIC`.
+    /// Shared timer `timer` was pushed on its clock's heap, due at
+    /// `deadline_ns` on that clock.
     HeapPush {
         /// The shared timer's slab key.
         timer: u32,
-        /// Its deadline, nanoseconds on `CLOCK_MONOTONIC`.
+        /// Its deadline, nanoseconds on its clock.
         deadline_ns: u64,
     },
     /// Shared timer `timer` expired `ticks` times; its callback runs next.
@@ -130,6 +140,9 @@ impl fmt::Display for TraceEvent {
             TraceEvent::Fire { fd, ticks } => {
                 let s = if ticks == 1 { "" } else { "s" };
                 write!(f, "read({fd}) = {ticks} expiration{s} -> callback")
+            }
+            TraceEvent::ArmDeadline { fd, deadline_ns } => {
+                write!(f, "timerfd_settime({fd}, TFD_TIMER_ABSTIME, {deadline_ns} ns)")
             }
             TraceEvent::Disarm { fd } => write!(f, "timerfd_settime({fd}, disarm)"),
             TraceEvent::EpollDel { fd } => write!(f, "epoll_ctl(EPOLL_CTL_DEL, {fd})"),

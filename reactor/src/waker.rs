@@ -20,24 +20,45 @@ impl WakerInner {
         Ok(WakerInner { fd, stop: AtomicBool::new(false) })
     }
 
-    /// Clear the eventfd counter after it woke the loop.
-    pub(crate) fn drain(&self) {
-        let mut buf = [0u8; 8];
-        let _ = rustix::io::read(&self.fd, &mut buf); // EAGAIN: already clear
+    /// Clear the eventfd counter after it woke the loop. On error it stays
+    /// set, so the loop wakes again and retries.
+    pub(crate) fn drain(&self) -> Result<(), Errno> {
+        drain(&self.fd)
     }
 
     /// Add 1 to the eventfd counter: the reactor's next (or current) wait
     /// returns.
     pub(crate) fn wake(&self) -> Result<(), Error> {
-        match rustix::io::write(&self.fd, &1u64.to_ne_bytes()) {
-            // EAGAIN: the counter is at its maximum, so a wake is pending anyway.
-            Ok(_) | Err(Errno::AGAIN) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(wake(&self.fd)?)
     }
 
     pub(crate) fn take_stop(&self) -> bool {
         self.stop.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Read (reset) an eventfd counter. `EAGAIN`: it was clear already.
+pub(crate) fn drain(fd: &OwnedFd) -> Result<(), Errno> {
+    let mut buf = [0u8; 8];
+    loop {
+        return match rustix::io::read(fd, &mut buf) {
+            Ok(_) | Err(Errno::AGAIN) => Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => Err(e),
+        };
+    }
+}
+
+/// Add 1 to an eventfd counter, so that a wait on it returns. `EAGAIN`
+/// means the counter is at its maximum: a wake is pending anyway, so it
+/// counts as done; `EINTR` is retried.
+pub(crate) fn wake(fd: &OwnedFd) -> Result<(), Errno> {
+    loop {
+        return match rustix::io::write(fd, &1u64.to_ne_bytes()) {
+            Ok(_) | Err(Errno::AGAIN) => Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => Err(e),
+        };
     }
 }
 
@@ -57,7 +78,9 @@ pub struct Waker {
 }
 
 impl Waker {
-    /// Make the reactor's current or next `epoll_wait` return.
+    /// Make the reactor's current or next `epoll_wait` return. `Ok` means
+    /// the wake happened (or one was already pending); an error means it
+    /// did not, and is never reported as success.
     #[doc(alias = "eventfd_write")]
     pub fn wake(&self) -> Result<(), Error> {
         self.inner.wake()

@@ -57,8 +57,13 @@ fn fds_are_accounted_for_exactly() {
     r.add_timer(TimerMode::Shared, Expiration::every(Duration::from_millis(5)), |_, _| {})
         .unwrap()
         .detach();
-    let (a, b) =
-        socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap();
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .unwrap();
     let a_raw = a.as_raw_fd();
     r.add_io(a, Interest::READABLE, |_, _| {}).unwrap().detach();
     drop(r.waker().unwrap());

@@ -173,9 +173,9 @@ fn the_trace_shows_the_interest_actually_registered() {
     let sink = lines.clone();
     r.set_observer(Some(Box::new(move |e| sink.borrow_mut().push(e.to_string()))));
     let (a, _b) = pair();
-    let io = r.add_io_borrowed(a.as_fd(), Interest::WRITABLE | Interest::EDGE, |_, _| {}).unwrap();
-    io.modify(Interest::READABLE | Interest::RDHUP).unwrap();
     let fd = a.as_raw_fd();
+    let io = r.add_io(a, Interest::WRITABLE | Interest::EDGE, |_, _| {}).unwrap();
+    io.modify(Interest::READABLE | Interest::RDHUP).unwrap();
     let token = io.token();
     let (key, generation) = (token.key(), token.generation());
     assert_eq!(

@@ -33,13 +33,14 @@ fn a_warm_turn_allocates_nothing() {
     let _idle = r.add_idle(move |_| h.set(h.get() + 1)).unwrap();
     let received = Rc::new(Cell::new(0u64));
     let got = received.clone();
-    let (tx, _rx) = r
-        .add_channel(move |_, e| {
+    let rx = r
+        .channel(move |_, e| {
             if let reactor::channel::Event::Msg(n) = e {
                 got.set(got.get() + n)
             }
         })
         .unwrap();
+    let tx = rx.sender();
     // Warm up: let buffers reach their steady size.
     for _ in 0..50 {
         tx.send(1u64).unwrap();

@@ -10,11 +10,13 @@
 //! | [`server`] | a `demo-server` child per test, killed when its handle drops |
 //! | [`http`] | one-request loopback HTTP clients |
 //! | [`text`] | comparing a doc's excerpt with a command's output, volatile fields masked |
+//! | [`strace`] | re-running a test under `strace -e inject=...`, so a chosen syscall fails underneath it |
 
 pub mod alloc;
 pub mod fds;
 pub mod http;
 pub mod server;
+pub mod strace;
 pub mod text;
 pub mod tool;
 pub mod wait;

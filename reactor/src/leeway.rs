@@ -1,0 +1,120 @@
+//! Leeway: how much later than its deadline a timer may fire, so that one
+//! wake-up can serve many timers.
+//!
+//! Every precise expiry is its own wake-up of the loop, and in this VM a
+//! wake-up costs 10 to 18 µs of CPU whatever it serves. The loops people use
+//! instead let timers share wake-ups: libev and libuv round to milliseconds,
+//! sd-event gives each timer an accuracy window, libdispatch a leeway. Here
+//! a timer's leeway `L` (set with [`Timer::set_leeway`](crate::Timer::set_leeway);
+//! zero by default, which is exactly the behaviour without one) allows it
+//! to fire anywhere in `[deadline, deadline + L)`, never early.
+//!
+//! # A grid, the same in both modes
+//!
+//! The reactor uses the leeway one way: it moves the timer's schedule
+//! forward, by less than `L`, onto a grid of instants that other timers
+//! land on too, and then arms that schedule exactly. A periodic timer's
+//! grid step is its period divided by the smallest whole number that
+//! brings it within the leeway (and divides it exactly, in nanoseconds):
+//! 10 ms with a 1 ms leeway gives a 1 ms grid, 1 ms with any leeway of 1 ms
+//! or more gives a 1 ms grid. Because the period is a whole number of steps,
+//! every later expiry stays on the grid by itself: no timer is ever re-armed
+//! to keep it there. A one-shot's step is the largest of 1, 2 or 5 times a
+//! power of ten nanoseconds that is at most `L` (a 1.5 ms leeway: a 1 ms grid).
+//!
+//! * **Dedicated** timers are armed absolute (`TFD_TIMER_ABSTIME`) at their
+//!   shifted first expiry. Timers on one grid expire in the same hrtimer
+//!   interrupt, so one `epoll_wait` returns all of them: one wake-up, a read
+//!   each.
+//! * **Shared** timers are pushed at their shifted deadlines, so the timers
+//!   of one grid instant are one heap pass: one wake-up, one read, one
+//!   re-arm, for all of them.
+//!
+//! Which timers share wake-ups: those whose steps are equal or multiples of
+//! each other (the same period; periods 10 ms and 7 ms, both on a 1 ms grid
+//! at a 1 ms leeway). A period with no divisor between `L / 2` and `L` (a
+//! prime number of nanoseconds, say) keeps its own phase: it still fires
+//! within its window, but shares wake-ups only by chance. `BENCHMARKS.md`
+//! has the figures: CPU per expiry against sd-event's accuracy and libev's
+//! rounding.
+
+/// The grid step for a timer with period `period_ns` (0 for a one-shot) and
+/// leeway `leeway_ns`: 0 means "no grid, arm exactly".
+pub(crate) fn step(period_ns: u64, leeway_ns: u64) -> u64 {
+    if leeway_ns == 0 {
+        return 0;
+    }
+    if period_ns == 0 {
+        return round_step(leeway_ns);
+    }
+    if period_ns <= leeway_ns {
+        return period_ns;
+    }
+    // The smallest k with period / k <= leeway, then the first k up to 2k
+    // that divides the period exactly, so the grid keeps the period whole.
+    let k = period_ns.div_ceil(leeway_ns);
+    (k..=k.saturating_mul(2)).find(|d| period_ns % d == 0).map_or(0, |d| period_ns / d)
+}
+
+/// The largest of 1, 2 or 5 × 10^n nanoseconds that is at most `leeway_ns`.
+fn round_step(leeway_ns: u64) -> u64 {
+    let mut decade = 1u64;
+    while decade.saturating_mul(10) <= leeway_ns {
+        decade *= 10;
+    }
+    [5, 2, 1].into_iter().map(|m| m * decade).find(|s| *s <= leeway_ns).unwrap_or(1)
+}
+
+/// `deadline_ns` moved forward to the first multiple of `step` at or after
+/// it (unchanged for a zero step). Never earlier, and less than `step` later,
+/// unless that would pass `u64::MAX`, where it saturates.
+pub(crate) fn align(deadline_ns: u64, step: u64) -> u64 {
+    if step == 0 {
+        return deadline_ns;
+    }
+    deadline_ns.div_ceil(step).saturating_mul(step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn the_documented_steps() {
+        assert_eq!(step(10 * MS, MS), MS);
+        assert_eq!(step(MS, MS), MS);
+        assert_eq!(step(MS, 5 * MS), MS, "a period within the leeway is its own step");
+        assert_eq!(step(7 * MS, MS), MS);
+        assert_eq!(step(0, 1_500_000), MS, "one-shots: 1, 2 or 5 times a power of ten");
+        assert_eq!(step(0, 3 * MS), 2 * MS);
+        assert_eq!(step(0, 1), 1);
+        assert_eq!(step(10 * MS, 0), 0, "no leeway, no grid");
+        assert_eq!(step(1_000_000_007, MS), 0, "a prime period keeps its own phase");
+    }
+
+    proptest! {
+        /// The promise: never early, less than the leeway late, and a
+        /// periodic timer's later expiries stay on the grid by themselves.
+        #[test]
+        fn aligned_deadlines_stay_in_the_window(
+            deadline in 0u64..u64::MAX / 4,
+            period in prop_oneof![Just(0u64), 1u64..10_000_000_000],
+            leeway in 1u64..1_000_000_000,
+        ) {
+            let s = step(period, leeway);
+            let at = align(deadline, s);
+            prop_assert!(at >= deadline);
+            prop_assert!(at - deadline < leeway.max(1));
+            if s != 0 {
+                prop_assert!(s <= leeway);
+                prop_assert_eq!(at % s, 0);
+                if period != 0 {
+                    prop_assert_eq!(period % s, 0, "the period is whole steps");
+                }
+            }
+        }
+    }
+}
