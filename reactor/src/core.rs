@@ -77,6 +77,10 @@ pub(crate) struct Core<D> {
     /// The first failure of a step taken on the loop's behalf since `turn`
     /// last returned, for the next return of `turn` to report.
     fault: Option<Error>,
+    /// A repair may be owed (an fd parked, a clock stranded): set when one
+    /// is made, cleared by [`heal`](Self::heal) once none is left. The turn
+    /// checks this one flag, not the clocks.
+    owes: bool,
 }
 
 impl<D: 'static> Core<D> {
@@ -96,6 +100,7 @@ impl<D: 'static> Core<D> {
             parked: Vec::new(),
             graveyard: Vec::new(),
             fault: None,
+            owes: false,
         }
     }
 
@@ -231,6 +236,7 @@ impl<D: 'static> Core<D> {
                 let (fd, rest) = entry.source.split();
                 if let Some(fd) = fd {
                     self.parked.push(Parked { fd, raw });
+                    self.owes = true;
                 }
                 // No wake-up may be needed for the retry otherwise.
                 self.notify_or_fault();
@@ -352,15 +358,16 @@ impl<D: 'static> Core<D> {
                 self.sync_clock(c as u8);
             }
         }
-        if !self.parked.is_empty() || self.clocks.iter().any(SharedClock::is_stranded) {
+        self.owes = !self.parked.is_empty() || self.clocks.iter().any(SharedClock::is_stranded);
+        if self.owes {
             self.notify_or_fault();
         }
     }
 
-    /// Whether repairs are pending: a turn that finds them heals first.
+    /// Whether a repair may be owed: a turn that finds one heals first.
     #[inline]
-    pub(crate) fn needs_healing(&self) -> bool {
-        !self.parked.is_empty() || self.clocks.iter().any(SharedClock::is_stranded)
+    pub(crate) fn owes_repairs(&self) -> bool {
+        self.owes
     }
 
     /// Fds released by repairs, to drop once the borrow ends.

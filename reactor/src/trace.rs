@@ -193,15 +193,23 @@ impl Tracer {
         self.observer = observer;
     }
 
-    #[inline]
+    /// Report `event` (built only if someone listens). The check is inlined
+    /// at every call site; the report itself is out of line.
+    #[inline(always)]
     pub(crate) fn emit(&mut self, event: impl FnOnce() -> TraceEvent) {
-        if let Some(observer) = &mut self.observer {
-            let event = event();
-            let call = std::panic::AssertUnwindSafe(|| observer(&event));
-            if let Err(payload) = std::panic::catch_unwind(call) {
-                self.observer = None;
-                self.panic.get_or_insert(payload);
-            }
+        if self.observer.is_some() {
+            self.report(event());
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report(&mut self, event: TraceEvent) {
+        let Some(observer) = &mut self.observer else { return };
+        let call = std::panic::AssertUnwindSafe(|| observer(&event));
+        if let Err(payload) = std::panic::catch_unwind(call) {
+            self.observer = None;
+            self.panic.get_or_insert(payload);
         }
     }
 }

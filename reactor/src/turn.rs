@@ -43,28 +43,16 @@ impl<D: 'static> Reactor<D> {
     /// dispatched in order, then the deferred callbacks. Returns the number
     /// of events. Errors and panics: as [`turn`](Reactor::turn).
     pub fn turn_with(&self, data: &mut D, timeout: Option<Duration>) -> Result<usize, Error> {
-        {
-            let mut core = self.core()?;
-            if let Some(panic) = core.take_observer_panic() {
-                drop(core);
-                std::panic::resume_unwind(panic);
-            }
-            core.begin_turn()?;
+        let mut core = self.core()?;
+        if let Some(panic) = core.take_observer_panic() {
+            drop(core);
+            std::panic::resume_unwind(panic);
         }
-        // From here on, returning or unwinding ends the turn.
+        core.begin_turn()?;
+        // From here on, returning or unwinding ends the turn; on the common
+        // path the turn ends in the last borrow and this guard is forgotten.
         let turn = InTurn(self);
-        let n = self.turn_body(data, timeout);
-        drop(turn);
-        let fault = self.inner.core.borrow_mut().take_fault();
-        match (n, fault) {
-            (Ok(_), Some(fault)) => Err(fault),
-            (n, _) => n,
-        }
-    }
-
-    fn turn_body(&self, data: &mut D, timeout: Option<Duration>) -> Result<usize, Error> {
-        let mut core = self.inner.core.borrow_mut();
-        if core.needs_healing() {
+        if core.owes_repairs() {
             core.heal();
             let released = core.take_graveyard();
             drop(core);
@@ -83,7 +71,11 @@ impl<D: 'static> Reactor<D> {
                 Some(bound) => Some(timeout.map_or(bound, |t| t.min(bound))),
                 None => timeout,
             };
-            core.wait(timeout)?;
+            if let Err(e) = core.wait(timeout) {
+                drop(core);
+                drop(turn); // ends the turn
+                return Err(e);
+            }
         }
         let mut n = 0;
         // One borrow per event: it fetches the event and dispatches it.
@@ -100,8 +92,16 @@ impl<D: 'static> Reactor<D> {
         if core.deferred().has_queued() {
             drop(core);
             self.run_deferred(data);
+            core = self.inner.core.borrow_mut();
         }
-        Ok(n)
+        core.end_turn();
+        let fault = core.take_fault();
+        drop(core);
+        std::mem::forget(turn);
+        match fault {
+            Some(fault) => Err(fault),
+            None => Ok(n),
+        }
     }
 
     /// Route one event to its source, unless it is stale.

@@ -149,6 +149,7 @@ impl<D: 'static> Core<D> {
             }
             Ok(None) => {}
             Err(e) => {
+                self.owes = true;
                 self.fault("timerfd_settime", errno_of(e));
                 // Stranded: keep the reactor's fd readable, so that a host
                 // loop comes back for the retry and the due timers.
@@ -329,16 +330,24 @@ impl<D: 'static> Core<D> {
 
     /// Stranded clocks that are due now: each gets a pass from the clock
     /// reading, as if its timerfd had fired.
+    #[inline]
     pub(crate) fn due_stranded(&mut self) -> Option<u8> {
+        if !self.owes {
+            return None; // the common case: no clock reading at all
+        }
         (0..CLOCKS.len() as u8).find(|&c| {
-            let reading = nanos(CLOCKS[c as usize].now());
-            self.clocks[c as usize].stranded_deadline().is_some_and(|d| d <= reading)
+            let Some(deadline) = self.clocks[c as usize].stranded_deadline() else { return false };
+            deadline <= nanos(CLOCKS[c as usize].now())
         })
     }
 
     /// How long a turn may block without sleeping past a stranded clock's
     /// earliest deadline; `None` when no clock is stranded.
+    #[inline]
     pub(crate) fn stranded_timeout(&mut self) -> Option<std::time::Duration> {
+        if !self.owes {
+            return None;
+        }
         (0..CLOCKS.len())
             .filter_map(|c| {
                 let d = self.clocks[c].stranded_deadline()?;
