@@ -1,28 +1,39 @@
 //! Model-based test: random sequences of add (valid, far and refused),
 //! drop, re-arm (valid and refused), disarm, detach, slot reuse, poisoning
 //! (the timer's next callback panics, caught outside `turn`) and turn, over
-//! both timer modes, checked after every step against a model of which
-//! timers exist and when each may fire.
+//! both timer modes, with I/O sources, channels, deferred callbacks and idle
+//! hooks alongside, checked after every step against a model of which
+//! sources exist and what each may deliver.
+//!
+//! The model is the reactor's user data: every callback records what it
+//! saw through `ctx.data()`, handed in by `turn_with`.
 //!
 //! Checked: no leak (the kernel's fd census, `Stats`, heap size, every
 //! callback dropped in the end); no stale fire (after a handle was dropped
 //! or a refusal), no early fire (before its deadline), no duplicate (more
 //! ticks than periods elapsed), and no lost fire (every due timer fires by
-//! the end). One test function, so the fd counts it reads are its own.
+//! the end); every byte written to an I/O source and every message sent on
+//! a channel delivered once, in order, and nothing after its source is
+//! gone (a send then returns its message); every deferred callback run once,
+//! in the next turn; every idle hook once per turn while it lives. One test
+//! function, so the fd counts it reads are its own.
 //!
 //! 10,000 cases by default; `PROPTEST_CASES=1000000` runs the long variant.
 
 mod common;
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::open_fds;
+use common::{open_fds, pair};
 use proptest::prelude::*;
-use reactor::{Clock, ClockTime, Expiration, Reactor, Timer, TimerMode};
+use reactor::channel::{Event, SendError};
+use reactor::{
+    Channel, Clock, ClockTime, Expiration, Idle, Interest, Io, Reactor, Sender, Timer, TimerMode,
+};
 use timerfd_sys::MAX_TIME;
 
 #[derive(Debug, Clone)]
@@ -49,6 +60,17 @@ enum Op {
     Detach(usize),
     Poison(usize),
     Turn(u64),
+    AddIo,
+    /// Write `n` bytes to I/O source `i`'s peer.
+    Write(usize, u8),
+    DropIo(usize),
+    AddChannel,
+    /// Send `n` messages on channel `i`.
+    Send(usize, u8),
+    DropChannel(usize),
+    Defer,
+    AddIdle,
+    DropIdle(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -64,6 +86,15 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Detach),
         1 => any::<usize>().prop_map(Op::Poison),
         4 => (0u64..600).prop_map(Op::Turn),
+        1 => Just(Op::AddIo),
+        1 => (any::<usize>(), 1u8..8).prop_map(|(i, n)| Op::Write(i, n)),
+        1 => any::<usize>().prop_map(Op::DropIo),
+        1 => Just(Op::AddChannel),
+        1 => (any::<usize>(), 1u8..8).prop_map(|(i, n)| Op::Send(i, n)),
+        1 => any::<usize>().prop_map(Op::DropChannel),
+        1 => Just(Op::Defer),
+        1 => Just(Op::AddIdle),
+        1 => any::<usize>().prop_map(Op::DropIdle),
     ]
 }
 
@@ -150,9 +181,26 @@ struct Model {
     panicked: Option<u64>,
     fired: HashSet<u64>,
     violations: Vec<String>,
+    /// Sources of the other kinds that exist, by id.
+    sources: HashSet<u64>,
+    /// Bytes read by each I/O source's callback.
+    read: HashMap<u64, usize>,
+    /// Messages delivered on each channel, in order.
+    delivered: HashMap<u64, Vec<u32>>,
+    /// Deferred callbacks that ran.
+    deferred_ran: u64,
+    /// Runs of each idle hook.
+    hook_runs: HashMap<u64, u64>,
 }
 
 impl Model {
+    /// A callback of a non-timer source ran: it must still exist.
+    fn delivered_to(&mut self, id: u64, what: &str) {
+        if !self.sources.contains(&id) {
+            self.violations.push(format!("{what} {id} delivered after it was dropped"));
+        }
+    }
+
     fn fire(&mut self, id: u64, ticks: u64) {
         let now = now_ns();
         if !self.alive.contains(&id) {
@@ -193,11 +241,34 @@ struct Live {
     timer: Timer,
 }
 
+struct LiveIo {
+    id: u64,
+    io: Io<'static>,
+    peer: OwnedFd,
+    written: usize,
+}
+
+struct LiveChannel {
+    id: u64,
+    channel: Channel<u32>,
+    tx: Sender<u32>,
+    sent: Vec<u32>,
+}
+
 struct Harness {
-    r: Reactor,
-    model: Rc<RefCell<Model>>,
+    r: Reactor<Model>,
+    model: Model,
     live: Vec<Live>,
     detached: HashMap<u64, bool>,
+    ios: Vec<LiveIo>,
+    channels: Vec<LiveChannel>,
+    hooks: Vec<(u64, Idle)>,
+    /// Turns run while each hook lived, and how many of them came right
+    /// after a turn that panicked (those may resume the cut batch and skip
+    /// the hooks).
+    hook_turns: HashMap<u64, (u64, u64)>,
+    last_panicked: bool,
+    deferred: u64,
     next_id: u64,
     /// Held by every callback ever made: when all are dropped, only this one is left.
     callbacks: Rc<()>,
@@ -207,22 +278,82 @@ impl Harness {
     fn add(&mut self, shared: bool, exp: Expiration) -> Result<(), reactor::Error> {
         let id = self.next_id;
         self.next_id += 1;
-        let (m, token) = (self.model.clone(), self.callbacks.clone());
+        let token = self.callbacks.clone();
         let mode = if shared { TimerMode::Shared } else { TimerMode::Dedicated };
         let before = now_ns();
-        let timer = self.r.add_timer(mode, exp, move |_, ticks| {
+        let timer = self.r.add_timer(mode, exp, move |ctx, ticks| {
             let _ = &token;
-            m.borrow_mut().fire(id, ticks);
+            ctx.data().fire(id, ticks);
         })?;
-        let mut m = self.model.borrow_mut();
+        let m = &mut self.model;
         m.alive.insert(id);
         m.armed.insert(id, Arming::new(exp, before));
         self.live.push(Live { id, shared, timer });
         Ok(())
     }
 
+    fn add_io(&mut self) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (a, peer) = pair();
+        let a = Rc::new(a);
+        let (fd, token) = (a.clone(), self.callbacks.clone());
+        let io = self
+            .r
+            .add_io(a, Interest::READABLE, move |ctx, _| {
+                let _ = &token;
+                let m = ctx.data();
+                m.delivered_to(id, "I/O source");
+                let mut buf = [0u8; 64];
+                while let Ok(n @ 1..) = rustix::io::read(&*fd, &mut buf) {
+                    *m.read.entry(id).or_default() += n;
+                }
+            })
+            .unwrap();
+        self.model.sources.insert(id);
+        self.ios.push(LiveIo { id, io, peer, written: 0 });
+    }
+
+    fn add_channel(&mut self) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let token = self.callbacks.clone();
+        let channel = self
+            .r
+            .channel(move |ctx, e: Event<u32>| {
+                let _ = &token;
+                let m = ctx.data();
+                m.delivered_to(id, "channel");
+                if let Event::Msg(n) = e {
+                    m.delivered.entry(id).or_default().push(n);
+                }
+            })
+            .unwrap();
+        self.model.sources.insert(id);
+        let tx = channel.sender();
+        self.channels.push(LiveChannel { id, channel, tx, sent: Vec::new() });
+    }
+
+    fn add_idle(&mut self) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let token = self.callbacks.clone();
+        let hook = self
+            .r
+            .add_idle(move |ctx| {
+                let _ = &token;
+                let m = ctx.data();
+                m.delivered_to(id, "idle hook");
+                *m.hook_runs.entry(id).or_default() += 1;
+            })
+            .unwrap();
+        self.model.sources.insert(id);
+        self.hook_turns.insert(id, (0, 0));
+        self.hooks.push((id, hook));
+    }
+
     fn forget(&mut self, id: u64) {
-        let mut m = self.model.borrow_mut();
+        let m = &mut self.model;
         m.alive.remove(&id);
         m.armed.remove(&id);
         m.poisoned.remove(&id);
@@ -235,14 +366,25 @@ impl Harness {
     }
 
     fn turn(&mut self, timeout: Duration) {
-        let result = catch_unwind(AssertUnwindSafe(|| self.r.turn(Some(timeout))));
+        let (r, model) = (&self.r, &mut self.model);
+        let result = catch_unwind(AssertUnwindSafe(|| r.turn_with(model, Some(timeout))));
+        let panicked = result.is_err();
+        for (turns, resumed) in self.hook_turns.values_mut() {
+            *turns += 1;
+            *resumed += u64::from(self.last_panicked);
+        }
+        self.last_panicked = panicked;
+        if !panicked && self.model.deferred_ran != self.deferred {
+            let (ran, queued) = (self.model.deferred_ran, self.deferred);
+            self.model.violations.push(format!("{ran} of {queued} deferred callbacks ran"));
+        }
         match result {
             Ok(r) => {
                 r.unwrap();
             }
             Err(payload) => {
                 assert_eq!(payload.downcast_ref::<&str>(), Some(&POISON), "an unexpected panic");
-                let id = self.model.borrow_mut().panicked.take().expect("the poisoned timer");
+                let id = self.model.panicked.take().expect("the poisoned timer");
                 // Policy: the source whose callback panicked is removed.
                 if let Some(i) = self.live.iter().position(|l| l.id == id) {
                     let l = self.live.swap_remove(i);
@@ -258,10 +400,16 @@ impl Harness {
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let base = open_fds();
     let mut h = Harness {
-        r: Reactor::new().unwrap(),
-        model: Rc::default(),
+        r: Reactor::try_new().unwrap(),
+        model: Model::default(),
         live: Vec::new(),
         detached: HashMap::new(),
+        ios: Vec::new(),
+        channels: Vec::new(),
+        hooks: Vec::new(),
+        hook_turns: HashMap::new(),
+        last_panicked: false,
+        deferred: 0,
         next_id: 0,
         callbacks: Rc::new(()),
     };
@@ -294,7 +442,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let (id, exp) = (h.live[i % n].id, expiration(us % 2 == 0, us));
                 let before = now_ns();
                 h.live[i % n].timer.set(exp).unwrap();
-                h.model.borrow_mut().armed.insert(id, Arming::new(exp, before));
+                h.model.armed.insert(id, Arming::new(exp, before));
             }
             Op::RearmRefused(i, which) if !h.live.is_empty() => {
                 let n = h.live.len();
@@ -304,7 +452,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Disarm(i) if !h.live.is_empty() => {
                 let n = h.live.len();
                 h.live[i % n].timer.disarm().unwrap();
-                h.model.borrow_mut().armed.remove(&h.live[i % n].id);
+                h.model.armed.remove(&h.live[i % n].id);
             }
             Op::Detach(i) if !h.live.is_empty() => {
                 let l = h.live.swap_remove(i % h.live.len());
@@ -313,33 +461,90 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Poison(i) if !h.live.is_empty() => {
                 let id = h.live[i % h.live.len()].id;
-                h.model.borrow_mut().poisoned.insert(id);
+                h.model.poisoned.insert(id);
             }
             Op::Turn(us) => h.turn(Duration::from_micros(us)),
+            Op::AddIo => h.add_io(),
+            Op::Write(i, n) if !h.ios.is_empty() => {
+                let k = i % h.ios.len();
+                let io = &mut h.ios[k];
+                io.written += rustix::io::write(&io.peer, &vec![b'x'; n as usize]).unwrap();
+            }
+            Op::DropIo(i) if !h.ios.is_empty() => {
+                let io = h.ios.swap_remove(i % h.ios.len());
+                h.model.sources.remove(&io.id);
+                drop(io.io);
+                prop_assert!(!h.model.violations.iter().any(|v| v.contains("I/O")));
+            }
+            Op::AddChannel => h.add_channel(),
+            Op::Send(i, n) if !h.channels.is_empty() => {
+                let k = i % h.channels.len();
+                let c = &mut h.channels[k];
+                for _ in 0..n {
+                    let msg = c.sent.len() as u32;
+                    c.tx.send(msg).unwrap();
+                    c.sent.push(msg);
+                }
+            }
+            Op::DropChannel(i) if !h.channels.is_empty() => {
+                let c = h.channels.swap_remove(i % h.channels.len());
+                h.model.sources.remove(&c.id);
+                drop(c.channel);
+                prop_assert_eq!(c.tx.send(7), Err(SendError::Closed(7)), "a send after the drop");
+            }
+            Op::Defer => {
+                h.r.defer(|ctx| ctx.data().deferred_ran += 1).unwrap();
+                h.deferred += 1;
+            }
+            Op::AddIdle => h.add_idle(),
+            Op::DropIdle(i) if !h.hooks.is_empty() => {
+                let (id, hook) = h.hooks.swap_remove(i % h.hooks.len());
+                h.model.sources.remove(&id);
+                h.hook_turns.remove(&id);
+                drop(hook);
+            }
             _ => {}
         }
         check(&h, base, shared_fd)?;
     }
 
     // No lost fire: every armed timer that is due fires (bounded), and a
-    // poisoned one panics and is removed on the way.
+    // poisoned one panics and is removed on the way; every byte, message and
+    // deferred callback arrives.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let pending: Vec<u64> = {
-            let m = h.model.borrow();
+            let m = &h.model;
             let now = now_ns();
             let due = |(id, a): (&u64, &Arming)| a.due().is_some_and(|d| d <= now).then_some(*id);
             m.armed.iter().filter_map(due).filter(|id| !m.fired.contains(id)).collect()
         };
-        if pending.is_empty() {
+        let unread =
+            h.ios.iter().any(|io| h.model.read.get(&io.id).copied().unwrap_or(0) < io.written);
+        let undelivered = h
+            .channels
+            .iter()
+            .any(|c| h.model.delivered.get(&c.id).map_or(0, Vec::len) < c.sent.len());
+        if pending.is_empty() && !unread && !undelivered && h.model.deferred_ran == h.deferred {
             break;
         }
-        prop_assert!(std::time::Instant::now() < deadline, "lost: {:?} never fired", pending);
+        prop_assert!(
+            std::time::Instant::now() < deadline,
+            "lost: timers {:?}, bytes {}, messages {}, deferred {}/{}",
+            pending,
+            unread,
+            undelivered,
+            h.model.deferred_ran,
+            h.deferred
+        );
         h.turn(Duration::from_millis(1));
         check(&h, base, shared_fd)?;
     }
 
     drop(h.live);
+    drop(h.ios);
+    drop(h.channels);
+    drop(h.hooks);
     drop(h.r);
     prop_assert_eq!(open_fds(), base, "dropping the reactor closed everything");
     prop_assert_eq!(Rc::strong_count(&h.callbacks), 1, "every callback was dropped");
@@ -353,20 +558,50 @@ fn check(h: &Harness, base: usize, shared_fd: bool) -> Result<(), TestCaseError>
     let detached_shared = h.detached.values().filter(|&&s| s).count();
     let detached_dedicated = h.detached.len() - detached_shared;
     let s = h.r.stats();
+    prop_assert_eq!(s.io_sources, h.ios.len() + h.channels.len());
     prop_assert_eq!(s.dedicated_timers, live_dedicated + detached_dedicated);
     prop_assert_eq!(s.shared_timers, live_shared + detached_shared);
     prop_assert_eq!(s.detached_timers, h.detached.len());
     let timerfds = live_dedicated + detached_dedicated + usize::from(shared_fd);
-    // epoll, the timerfds, and the eventfd a panic mid-batch creates to
-    // wake the next turn (counted in `wakers`).
-    prop_assert_eq!(open_fds(), base + 1 + timerfds + s.wakers, "kernel fd count vs model");
+    // epoll, the timerfds, the eventfd a panic mid-batch or a defer creates
+    // to wake the next turn (counted in `wakers`), a socket pair per I/O
+    // source and an eventfd per channel.
+    let others = 2 * h.ios.len() + h.channels.len();
+    prop_assert_eq!(
+        open_fds(),
+        base + 1 + timerfds + s.wakers + others,
+        "kernel fd count vs model"
+    );
     prop_assert_eq!(s.timerfds_open, timerfds);
     // Lazy deletion stays bounded (see the `shared` module rules).
     let bound = 2 * s.shared_timers + reactor::shared::COMPACT_MIN;
     prop_assert!(s.shared_heap_entries <= bound, "heap {} > {}", s.shared_heap_entries, bound);
     prop_assert!(h.live.iter().all(|l| l.timer.is_live()), "a live handle reports gone");
-    let m = h.model.borrow();
+    let m = &h.model;
     prop_assert!(m.violations.is_empty(), "{:?}", m.violations);
+    for io in &h.ios {
+        prop_assert!(
+            m.read.get(&io.id).copied().unwrap_or(0) <= io.written,
+            "read unwritten bytes"
+        );
+    }
+    for c in &h.channels {
+        let got = m.delivered.get(&c.id).map_or(&[][..], Vec::as_slice);
+        prop_assert!(c.sent.starts_with(got), "channel {}: {:?} of {:?}", c.id, got, c.sent);
+    }
+    // Deferred from outside a turn: each runs in the next turn, unless a
+    // panic cut that turn short (then in a later one).
+    prop_assert!(m.deferred_ran <= h.deferred);
+    for (id, _) in &h.hooks {
+        let (turns, resumed) = h.hook_turns[id];
+        let runs = m.hook_runs.get(id).copied().unwrap_or(0);
+        // Once per turn; a turn that resumed a batch cut short by a panic
+        // runs no hooks.
+        prop_assert!(
+            runs <= turns && runs + resumed >= turns,
+            "hook {id}: {runs} runs in {turns} turns"
+        );
+    }
     Ok(())
 }
 

@@ -239,8 +239,12 @@ impl<D: 'static> Core<D> {
                     return Err(Error::Gone);
                 };
                 // The kernel's view of the schedule, read back; a disarmed
-                // timer just keeps the leeway for its next arm.
-                if let Some(state) = fd.get()? {
+                // timer just keeps the leeway for its next arm, and a leeway
+                // that makes no grid (zero) moves nothing.
+                let state = fd
+                    .get()?
+                    .filter(|s| leeway::step(s.period.map_or(0, duration_ns), leeway_ns) != 0);
+                if let Some(state) = state {
                     let now = nanos(fd.clock().now()); // after the read: never early
                     let first =
                         ClockTime::from_nanos(now.saturating_add(duration_ns(state.remaining)));
@@ -263,7 +267,9 @@ impl<D: 'static> Core<D> {
                 if !heap.is_current(key, generation) {
                     return Err(Error::Gone);
                 }
-                if let Some(Schedule { deadline, period_ns }) = heap.schedule(key) {
+                let schedule =
+                    heap.schedule(key).filter(|s| leeway::step(s.period_ns, leeway_ns) != 0);
+                if let Some(Schedule { deadline, period_ns }) = schedule {
                     let step = leeway::step(period_ns, leeway_ns);
                     let schedule = Schedule { deadline: leeway::align(deadline, step), period_ns };
                     self.push_shared(c, key, schedule)?;
