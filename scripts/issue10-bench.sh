@@ -39,7 +39,7 @@ start() {
   pids+=("$pid")
   for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.1; done
   addr=$(sed -n 's|.*listening on http://\([^/]*\)/.*|\1|p' "$log")
-  # Under prlimit the server is prlimit's child's exec: same pid.
+  # The server sets its own soft fd limit (--fd-limit): $pid is the server.
   echo "server $server (pid $pid) on $addr: ${*:2}"
 }
 rss() { "$load" rss "$pid"; }
@@ -81,7 +81,7 @@ slow)
   done
   ;;
 backlog)
-  start prlimit --nofile=64:64 "$server" serve --addr 127.0.0.1:0 --max-conns 1000
+  start "$server" serve --addr 127.0.0.1:0 --fd-limit 64 --max-conns 1000
   "$load" slow "$addr" 60 >/dev/null &
   pids+=($!)
   sleep 1

@@ -80,8 +80,21 @@ impl Default for Config {
 /// not the 1 a flat 64 fds kept back would leave.
 pub fn default_max_conns(fd_limit: u64) -> usize {
     let limit = fd_limit.min(1 << 20);
-    let kept = (limit / 4).clamp(16, 64);
-    (limit.saturating_sub(kept) / 2).max(1) as usize
+    (limit.saturating_sub(kept_fds(limit)) / 2).max(1) as usize
+}
+
+/// The fds kept back for the server itself under `fd_limit`: a quarter,
+/// at least 16 and at most 64 (see [`default_max_conns`]).
+fn kept_fds(fd_limit: u64) -> u64 {
+    (fd_limit / 4).clamp(16, 64)
+}
+
+/// The most connections the hard fd limit `hard` could ever allow: one fd
+/// each (a socket; a shared-mode stream needs no timerfd), less what the
+/// server keeps for itself. `--max-conns` above it is refused at start.
+pub fn most_conns(hard: u64) -> usize {
+    let hard = hard.min(1 << 30);
+    hard.saturating_sub(kept_fds(hard)).max(1) as usize
 }
 
 /// Parse `100ms`, `1s`, `2m`, `500us`, `250ns`, or a decimal like `1.5s`.
@@ -117,6 +130,15 @@ pub enum SettingError {
     ZeroTimeout,
     /// `--max-conns 0`.
     NoConnections,
+    /// `--max-conns` above what the hard fd limit allows ([`most_conns`]).
+    MaxConnsAboveFdLimit {
+        /// What was asked for.
+        asked: usize,
+        /// The most the hard limit allows.
+        most: usize,
+        /// The hard `RLIMIT_NOFILE`.
+        hard: u64,
+    },
     /// `--max-buffered` outside 1 KiB ..= 1 GiB.
     MaxBuffered(usize),
     /// `--workers` outside 1 ..= 256.
@@ -155,6 +177,10 @@ impl std::fmt::Display for SettingError {
                 write!(f, "--header-timeout and --idle-timeout must be above zero")
             }
             SettingError::NoConnections => write!(f, "--max-conns must be at least 1"),
+            SettingError::MaxConnsAboveFdLimit { asked, most, hard } => write!(
+                f,
+                "--max-conns {asked} is more than the hard fd limit allows: {hard} fds leave room for {most} connections (each needs a socket, and the server keeps some fds for itself); lower --max-conns or raise the hard limit (ulimit -Hn, as root)"
+            ),
             SettingError::MaxBuffered(n) => {
                 write!(f, "--max-buffered must be between 1k and 1g (it was {n})")
             }
@@ -169,7 +195,7 @@ impl std::fmt::Display for SettingError {
             }
             SettingError::FdLimitAboveHard { asked, hard } => write!(
                 f,
-                "--fd-limit {asked} is above this process's hard RLIMIT_NOFILE ({hard}); the server child could not get it"
+                "--fd-limit {asked} is above the hard RLIMIT_NOFILE ({hard}), which a process cannot raise for itself; use at most {hard}, or raise the hard limit (ulimit -Hn, as root)"
             ),
             SettingError::Svg(path, e) => write!(f, "--svg {}: {e}", path.display()),
         }
@@ -189,6 +215,11 @@ impl Config {
         }
         if self.max_conns == 0 {
             return Err(SettingError::NoConnections);
+        }
+        let hard = crate::procfs::nofile().1;
+        let most = most_conns(hard);
+        if self.max_conns > most {
+            return Err(SettingError::MaxConnsAboveFdLimit { asked: self.max_conns, most, hard });
         }
         if !(1 << 10..=1 << 30).contains(&self.max_buffered) {
             return Err(SettingError::MaxBuffered(self.max_buffered));

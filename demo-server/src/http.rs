@@ -3,56 +3,13 @@
 
 use std::fmt::Write as _;
 
+use crate::wire::MAX_EVENT_ID;
+pub use crate::wire::Route;
+
 /// Largest request head accepted; more is `431`.
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Most headers accepted; more is `431`.
 pub const MAX_HEADERS: usize = 64;
-
-/// The routes this server knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Route {
-    /// `/`: the dashboard page.
-    Dashboard,
-    /// `/metrics`: Prometheus text format.
-    Metrics,
-    /// `/stream/fixed`: SSE heartbeats from a timer owned by the connection.
-    Fixed,
-    /// `/stream/leaky`: SSE heartbeats from a detached timer.
-    Leaky,
-    /// `/stream/stats`: SSE JSON snapshots for the dashboard.
-    Stats,
-}
-
-impl Route {
-    /// The route of a path (a query or fragment is ignored).
-    pub fn from_path(path: &str) -> Option<Route> {
-        let path = path.split(['?', '#']).next().unwrap_or(path);
-        Some(match path {
-            "/" | "/index.html" => Route::Dashboard,
-            "/metrics" => Route::Metrics,
-            "/stream/fixed" => Route::Fixed,
-            "/stream/leaky" => Route::Leaky,
-            "/stream/stats" => Route::Stats,
-            _ => return None,
-        })
-    }
-
-    /// Whether the route is an event stream.
-    pub fn is_stream(self) -> bool {
-        matches!(self, Route::Fixed | Route::Leaky | Route::Stats)
-    }
-
-    /// The label used in metrics (`route="fixed"`).
-    pub fn label(self) -> &'static str {
-        match self {
-            Route::Dashboard => "dashboard",
-            Route::Metrics => "metrics",
-            Route::Fixed => "fixed",
-            Route::Leaky => "leaky",
-            Route::Stats => "stats",
-        }
-    }
-}
 
 /// A request this server will answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +23,7 @@ pub struct Request {
     /// `OPTIONS`: answered with [`preflight`].
     pub preflight: bool,
     /// A well-formed `Last-Event-ID` (a decimal up to
-    /// [`MAX_EVENT_ID`](crate::sse::MAX_EVENT_ID)); one that is not a
+    /// [`MAX_EVENT_ID`](crate::wire::MAX_EVENT_ID)); one that is not a
     /// decimal is ignored, a larger one is refused with 400.
     pub last_event_id: Option<u64>,
 }
@@ -289,7 +246,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
             // resuming from it could only send smaller ids.
             if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
                 match value.parse::<u64>() {
-                    Ok(n) if n <= crate::sse::MAX_EVENT_ID => last_event_id = Some(n),
+                    Ok(n) if n <= MAX_EVENT_ID => last_event_id = Some(n),
                     _ => return reject(Status::BadRequest, true, head_only, 0),
                 }
             }
@@ -331,8 +288,24 @@ pub fn preflight(out: &mut Vec<u8>, keep_alive: bool) {
     out.extend_from_slice(if keep_alive { b"keep-alive\r\n\r\n" } else { b"close\r\n\r\n" });
 }
 
-/// A complete response with a body (`Content-Length` set); `head_only`
-/// drops the body but keeps the length, as HEAD requires.
+/// Who may read a response from another origin.
+///
+/// Every response but the process's own fd table (`/debug/fds`) carries
+/// `Access-Control-Allow-Origin: *`: the dashboard opens its streams
+/// cross-origin (`s0.localhost`, ... from `127.0.0.1`), and a refusal's
+/// status and reason must reach it and any fetch-based client, not only a
+/// 200 stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Any origin (`Access-Control-Allow-Origin: *`).
+    Any,
+    /// The same origin only: no CORS header.
+    Same,
+}
+
+/// A complete response with a body (`Content-Length` set), readable from
+/// any origin; `head_only` drops the body but keeps the length, as HEAD
+/// requires. A 503 built here has no `Retry-After`: see [`unavailable`].
 pub fn response(
     out: &mut Vec<u8>,
     status: Status,
@@ -341,8 +314,46 @@ pub fn response(
     keep_alive: bool,
     head_only: bool,
 ) {
-    let mut head = String::with_capacity(160);
-    let _ = write!(
+    respond(out, status, content_type, body, keep_alive, head_only, Origin::Any, None);
+}
+
+/// [`response`] for the same origin only (no CORS header).
+pub fn private_response(out: &mut Vec<u8>, content_type: &str, body: &[u8], head_only: bool) {
+    respond(out, Status::Ok, content_type, body, true, head_only, Origin::Same, None);
+}
+
+/// A 503, saying why in `body`. `retry_after`: when the condition passes
+/// by itself (a full server), the seconds to wait, sent as `Retry-After`;
+/// `None` when waiting will not help (a cap that lasts until a restart), so
+/// the header never contradicts the body.
+pub fn unavailable(out: &mut Vec<u8>, body: &str, retry_after: Option<u32>, head_only: bool) {
+    let ct = "text/plain; charset=utf-8";
+    respond(
+        out,
+        Status::Unavailable,
+        ct,
+        body.as_bytes(),
+        false,
+        head_only,
+        Origin::Any,
+        retry_after,
+    );
+}
+
+#[allow(clippy::too_many_arguments)] // one private builder behind the three above
+fn respond(
+    out: &mut Vec<u8>,
+    status: Status,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+    head_only: bool,
+    origin: Origin,
+    retry_after: Option<u32>,
+) {
+    let mut head = String::with_capacity(200);
+    // `fmt::Write` for a `String` cannot fail.
+    let _infallible = write!(
         head,
         "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: {}\r\n",
         status.code(),
@@ -350,10 +361,14 @@ pub fn response(
         body.len(),
         if keep_alive { "keep-alive" } else { "close" }
     );
-    match status {
-        Status::MethodNotAllowed => head.push_str("Allow: GET, HEAD, OPTIONS\r\n"),
-        Status::Unavailable => head.push_str("Retry-After: 1\r\n"),
-        _ => {}
+    if status == Status::MethodNotAllowed {
+        head.push_str("Allow: GET, HEAD, OPTIONS\r\n");
+    }
+    if let Some(secs) = retry_after {
+        let _infallible = write!(head, "Retry-After: {secs}\r\n");
+    }
+    if origin == Origin::Any {
+        head.push_str("Access-Control-Allow-Origin: *\r\n");
     }
     head.push_str("\r\n");
     out.extend_from_slice(head.as_bytes());
@@ -370,13 +385,17 @@ pub fn error_response(out: &mut Vec<u8>, status: Status, keep_alive: bool, head_
 
 /// The head of an event stream: no `Content-Length`; the body runs until
 /// the connection closes.
-/// `Access-Control-Allow-Origin: *` lets the dashboard spread its streams
-/// over several `*.localhost` names (browsers allow 6 connections per host).
 pub const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n";
 
+/// What a stream request gets during a shutdown: 204 No Content, which
+/// tells EventSource to stop reconnecting for good.
+pub const GONE_FOR_GOOD: &[u8] =
+    b"HTTP/1.1 204 No Content\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n";
+
 /// A 503 sent to a connection refused before it was read (`--max-conns`, or
-/// the spare-fd trick under EMFILE).
-pub const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nRetry-After: 1\r\nConnection: close\r\n\r\nover limit.\n";
+/// the spare-fd trick under EMFILE): the server is full now, so it says to
+/// come back in a second, in the body and in `Retry-After`.
+pub const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 47\r\nRetry-After: 1\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n503: the server is full; try again in a second\n";
 
 #[cfg(test)]
 mod tests {
@@ -569,9 +588,57 @@ mod tests {
         response(&mut out, Status::Ok, "text/plain", b"hello", true, true);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Content-Length: 5\r\n") && text.ends_with("\r\n\r\n"));
-        assert_eq!(
-            OVERLOADED.len() - OVERLOADED.windows(4).position(|w| w == b"\r\n\r\n").unwrap() - 4,
-            12
-        );
+    }
+
+    /// The canned answers' `Content-Length` is their body's length.
+    #[test]
+    fn canned_answers_say_their_own_length() {
+        for canned in [OVERLOADED, GONE_FOR_GOOD] {
+            let text = std::str::from_utf8(canned).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map_or(0, |n| n.parse().unwrap());
+            assert_eq!(body.len(), length, "{text:?}");
+        }
+    }
+
+    /// Every answer carries the CORS header a 200 stream does, so a
+    /// cross-origin client sees the status and the reason; only the
+    /// process's own fd table is same-origin.
+    #[test]
+    fn every_answer_but_the_private_one_allows_any_origin() {
+        const CORS: &str = "\r\nAccess-Control-Allow-Origin: *\r\n";
+        let mut answers: Vec<Vec<u8>> = Vec::new();
+        for status in Status::ALL {
+            let mut out = Vec::new();
+            error_response(&mut out, status, false, false);
+            answers.push(out);
+        }
+        let mut out = Vec::new();
+        unavailable(&mut out, "full", Some(1), false);
+        answers.extend([out, OVERLOADED.to_vec(), GONE_FOR_GOOD.to_vec(), SSE_HEAD.to_vec()]);
+        let mut out = Vec::new();
+        preflight(&mut out, true);
+        answers.push(out);
+        for a in &answers {
+            let text = String::from_utf8_lossy(a);
+            assert!(text.contains(CORS), "{text}");
+        }
+        let mut private = Vec::new();
+        private_response(&mut private, "application/json", b"{}", false);
+        assert!(!String::from_utf8_lossy(&private).contains("Access-Control"));
+    }
+
+    /// `Retry-After` only where waiting helps, so it never contradicts a body.
+    #[test]
+    fn retry_after_only_when_asked() {
+        let mut out = Vec::new();
+        unavailable(&mut out, "capped until a restart", None, false);
+        assert!(!String::from_utf8_lossy(&out).contains("Retry-After"));
+        let mut out = Vec::new();
+        unavailable(&mut out, "full: try again in 2 s", Some(2), false);
+        assert!(String::from_utf8_lossy(&out).contains("Retry-After: 2\r\n"));
     }
 }

@@ -5,10 +5,10 @@
 //! |---|---|
 //! | [`config`] | settings, and the `100ms`/`1s` duration syntax |
 //! | [`console`] | `outln!`, `errln!`: printing that never panics on a closed pipe |
+//! | [`wire`] | what both sides of the wire share: routes, the largest event id |
 //! | [`http`] | request heads: parsing, statuses, responses |
 //! | [`sse`] | the event-stream wire format |
-//! | `conn` | one connection: buffers, timers, stream state |
-//! | `worker` | one reactor thread: its run loop, and one file each for accepting, refusing, deadlines, requests, streams and closing |
+//! | `worker` | one reactor thread: one event table, the run loop; a file each for accepting, refusing, the connection's states, requests, streams, and failure episodes |
 //! | [`server`] | listeners, worker threads, signals, shutdown |
 //! | [`metrics`] | counters, and the `/metrics` text |
 //! | [`stats`] | `/stream/stats`: the dashboard's snapshots and their bounded history |
@@ -41,7 +41,6 @@
 pub mod census;
 pub mod client;
 pub mod config;
-mod conn;
 pub mod console;
 pub mod http;
 pub mod inspect;
@@ -51,6 +50,7 @@ pub mod procfs;
 pub mod server;
 pub mod sse;
 pub mod stats;
+pub mod wire;
 mod worker;
 
 /// The dashboard: one HTML file, inline script and style, no build step.

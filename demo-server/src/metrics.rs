@@ -36,6 +36,73 @@ impl AcceptError {
     }
 }
 
+/// A failure that changed what a client got, or could have: each kind is
+/// counted in `demo_server_faults_total{what}` and logged once per episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A turn of a worker's reactor reported a failure underneath
+    /// (`reactor::Error::Retrying`, or a transient `epoll_wait` error).
+    Reactor,
+    /// The listening socket could not be watched (`epoll_ctl(ADD)`).
+    Listen,
+    /// A client's socket could not be watched: it was answered 503.
+    Register,
+    /// A connection's deadline could not be armed: it was refused or closed.
+    Deadline,
+    /// A stream's heartbeat timer could not be made: it was answered 503.
+    Heartbeat,
+    /// A socket's epoll interest could not be changed: it was closed.
+    Modify,
+}
+
+impl Fault {
+    /// Every kind, in label order.
+    pub const ALL: [Fault; 6] = [
+        Fault::Reactor,
+        Fault::Listen,
+        Fault::Register,
+        Fault::Deadline,
+        Fault::Heartbeat,
+        Fault::Modify,
+    ];
+
+    /// Its `what` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Fault::Reactor => "reactor",
+            Fault::Listen => "listen",
+            Fault::Register => "register",
+            Fault::Deadline => "deadline",
+            Fault::Heartbeat => "heartbeat",
+            Fault::Modify => "modify",
+        }
+    }
+
+    /// What failed, for the log.
+    pub fn what(self) -> &'static str {
+        match self {
+            Fault::Reactor => "a system call under the event loop failed",
+            Fault::Listen => "cannot watch the listening socket",
+            Fault::Register => "cannot watch a client's socket",
+            Fault::Deadline => "cannot arm a connection's deadline",
+            Fault::Heartbeat => "cannot arm a stream's heartbeat timer",
+            Fault::Modify => "cannot change a socket's epoll interest",
+        }
+    }
+
+    /// What it costs while it lasts, for the log.
+    pub fn cost(self) -> &'static str {
+        match self {
+            Fault::Reactor => "retrying every turn, backing off up to 100 ms",
+            Fault::Listen => "new connections wait in the backlog; retrying, 20 ms to 1 s apart",
+            Fault::Register | Fault::Deadline | Fault::Heartbeat => {
+                "those clients get 503 until it passes"
+            }
+            Fault::Modify => "those connections are closed",
+        }
+    }
+}
+
 /// Everything `/metrics` reports, shared by the workers.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -46,6 +113,7 @@ pub struct Metrics {
     heartbeats: AtomicU64,
     responses: [AtomicU64; Status::ALL.len()],
     accept_errors: [AtomicU64; 3],
+    faults: [AtomicU64; Fault::ALL.len()],
     /// Connections open now, over all workers (for `--max-conns`).
     pub connections: AtomicU64,
     /// Each worker's reactor stats, published after every turn.
@@ -73,10 +141,7 @@ impl Metrics {
         Metrics {
             workers: (0..workers).map(|_| Mutex::default()).collect(),
             census: Some(census),
-            timer_mode: match mode {
-                TimerMode::Dedicated => "dedicated",
-                TimerMode::Shared => "shared",
-            },
+            timer_mode: mode.name(),
             ..Metrics::default()
         }
     }
@@ -134,6 +199,11 @@ impl Metrics {
         self.accept_errors[e as usize].fetch_add(1, Relaxed);
     }
 
+    /// A failure of kind `what` (see [`Fault`]).
+    pub fn fault(&self, what: Fault) {
+        self.faults[what as usize].fetch_add(1, Relaxed);
+    }
+
     /// Publish worker `i`'s reactor stats.
     pub fn publish(&self, i: usize, stats: Stats) {
         if let Some(slot) = self.workers.get(i) {
@@ -173,10 +243,11 @@ impl Metrics {
         let fds = census.counts;
         let workers = self.per_worker();
         let mut out = String::with_capacity(8192);
+        // `fmt::Write` for a `String` cannot fail.
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            let _infallible = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
+                let _infallible = writeln!(out, "{name}{labels} {value}");
             }
         };
         let one = |v: String| vec![(String::new(), v)];
@@ -262,7 +333,7 @@ impl Metrics {
         family(
             "reactor_timerfds_open",
             "gauge",
-            "Timerfds the reactor holds: one per dedicated timer, one for the shared heap.",
+            "Timerfds the reactor holds: one per dedicated timer, one per clock with shared timers.",
             &per_worker(&|s| s.timerfds_open.to_string()),
         );
         family(
@@ -294,6 +365,12 @@ impl Metrics {
             "counter",
             "Timer expirations delivered to callbacks, missed ticks included.",
             &per_worker(&|s| s.timer_expirations.to_string()),
+        );
+        family(
+            "reactor_faults_total",
+            "counter",
+            "System calls the reactor made on its own behalf that failed and were retried.",
+            &per_worker(&|s| s.faults.to_string()),
         );
 
         // The demo server's own families.
@@ -381,6 +458,21 @@ impl Metrics {
             "counter",
             "accept() failures by reason.",
             &accept,
+        );
+        let faults: Vec<_> = Fault::ALL
+            .iter()
+            .map(|f| {
+                (
+                    format!("{{what=\"{}\"}}", f.label()),
+                    self.faults[*f as usize].load(Relaxed).to_string(),
+                )
+            })
+            .collect();
+        family(
+            "demo_server_faults_total",
+            "counter",
+            "Failures that changed what a client got, by kind (each episode is logged once).",
+            &faults,
         );
         family(
             "demo_server_connections_open",

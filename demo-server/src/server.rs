@@ -39,6 +39,7 @@ use rustix::process::{Resource, Rlimit, setrlimit};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::procfs::nofile;
+use crate::worker::Worker;
 
 /// Why `serve` could not start or keep running.
 #[derive(Debug)]
@@ -131,12 +132,9 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     let wakers: Arc<std::sync::Mutex<Vec<Waker>>> = Arc::default();
     let (flag, all) = (shutdown.clone(), wakers.clone());
     let _signals = main.add_signals(&[Signal::INT, Signal::TERM], move |ctx, info| {
-        let name = if info.signal == Signal::INT { "SIGINT" } else { "SIGTERM" };
-        crate::errln!("demo-server: {name} from pid {}: shutting down", info.pid);
+        crate::errln!("demo-server: {} from pid {}: shutting down", info.signal, info.pid);
         flag.store(true, Relaxed);
-        for w in all.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = w.wake();
-        }
+        wake_all(&all);
         ctx.stop();
     })?;
 
@@ -167,13 +165,16 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
         let spawned =
             std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || {
                 let _guard = guard;
-                let reactor = match Reactor::new().and_then(|r| r.waker().map(|w| (r, w))) {
+                let made = Reactor::<Worker>::try_new().and_then(|r| r.waker().map(|w| (r, w)));
+                // A send fails only if `serve` stopped listening, having
+                // given up already: then nobody is left to tell.
+                let reactor = match made {
                     Ok((r, w)) => {
-                        let _ = tx.send(Ok(w));
+                        let _serve_gave_up = tx.send(Ok(w));
                         r
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(e));
+                        let _serve_gave_up = tx.send(Err(e));
                         return Err(e);
                     }
                 };
@@ -193,9 +194,7 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     // wake everyone once more so nobody sleeps through it.
     main.run_until_timeout(Duration::MAX, || shutdown.load(Relaxed) || ended.load(Relaxed))?;
     let unasked = !shutdown.swap(true, Relaxed);
-    for w in wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        let _ = w.wake();
-    }
+    wake_all(&wakers);
     if unasked {
         return Err(worker_ended(threads, cfg.shutdown_grace + Duration::from_secs(1)));
     }
@@ -209,6 +208,17 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Wake every worker to look at the shutdown flag. A worker whose wake
+/// fails is said so on stderr: it then notices at its next event, and the
+/// shutdown's grace period ends it either way.
+fn wake_all(wakers: &std::sync::Mutex<Vec<Waker>>) {
+    for (i, w) in wakers.lock().unwrap_or_else(|p| p.into_inner()).iter().enumerate() {
+        if let Err(e) = w.wake() {
+            crate::errln!("demo-server: cannot wake worker-{i} for the shutdown ({e})");
+        }
+    }
+}
+
 /// Marks, when dropped (return or unwinding), that a worker thread ended,
 /// and wakes the main thread to look.
 struct EndGuard {
@@ -217,9 +227,19 @@ struct EndGuard {
 }
 
 impl Drop for EndGuard {
+    /// If the main thread cannot be woken, nobody would notice this worker
+    /// ended: the process would live on with its port half-deaf. So this
+    /// thread takes the process down itself, saying which worker and why.
     fn drop(&mut self) {
         self.ended.store(true, Relaxed);
-        let _ = self.main.wake();
+        if let Err(e) = self.main.wake() {
+            let name = std::thread::current().name().unwrap_or("a worker").to_string();
+            let how = if std::thread::panicking() { "panicked" } else { "ended" };
+            crate::errln!(
+                "demo-server: {name} {how}, and waking the main thread to report it failed ({e}); exiting so that a supervisor can restart the server"
+            );
+            std::process::exit(1);
+        }
     }
 }
 

@@ -3,19 +3,13 @@
 //!
 //! [the SSE spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use reactor::TimerMode;
 use serde::Serialize;
 
-use crate::http::Route;
-
-/// The largest event id this server sends: 2^53 - 1, the largest integer
-/// a JavaScript client holds exactly. A `Last-Event-ID` above it gets 400
-/// (resuming from it could only wrap the ids back), and a stream that
-/// would pass it ends.
-pub const MAX_EVENT_ID: u64 = (1 << 53) - 1;
+pub use crate::wire::MAX_EVENT_ID;
+use crate::wire::Route;
 
 /// Reconnection delay sent to clients in the `retry:` line, in milliseconds.
 pub const RETRY_MS: u32 = 2000;
@@ -49,10 +43,7 @@ impl Hello {
         Hello {
             route: route.label(),
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
-            timer_mode: match mode {
-                TimerMode::Dedicated => "dedicated",
-                TimerMode::Shared => "shared",
-            },
+            timer_mode: mode.name(),
             resumed_from,
         }
     }
@@ -76,9 +67,17 @@ pub struct Beat {
 /// The `retry:` is in the same block as the event, not a block of its own:
 /// some clients (httpx-sse) yield a block without data as an empty message.
 pub fn opening(out: &mut Vec<u8>, hello: &Hello) {
-    let _ = write!(out, "retry: {RETRY_MS}\nevent: {HELLO}\ndata: ");
-    let _ = serde_json::to_writer(&mut *out, hello);
+    out.extend_from_slice(format!("retry: {RETRY_MS}\nevent: {HELLO}\ndata: ").as_bytes());
+    json(out, hello);
     out.extend_from_slice(b"\n\n");
+}
+
+/// `value` as JSON, appended. Serializing these plain structs into a `Vec`
+/// cannot fail: no map with non-string keys, no I/O.
+fn json(out: &mut Vec<u8>, value: &impl Serialize) {
+    if let Err(e) = serde_json::to_writer(&mut *out, value) {
+        debug_assert!(false, "JSON of a plain struct failed: {e}");
+    }
 }
 
 /// One heartbeat: `id:` is the stream's sequence number; the data carries
@@ -124,7 +123,7 @@ pub struct Shutdown {
 /// The last event of a stream ended by a server shutdown; its `retry:` is
 /// [`SHUTDOWN_RETRY_MS`].
 pub fn shutdown(out: &mut Vec<u8>) {
-    let _ = writeln!(out, "retry: {SHUTDOWN_RETRY_MS}");
+    out.extend_from_slice(format!("retry: {SHUTDOWN_RETRY_MS}\n").as_bytes());
     json_event(out, Some("shutdown"), &Shutdown { reason: "server shutting down" });
 }
 
@@ -132,10 +131,10 @@ pub fn shutdown(out: &mut Vec<u8>) {
 /// (`serde_json` writes no newline, so the payload is one line).
 pub fn json_event(out: &mut Vec<u8>, event: Option<&str>, value: &impl Serialize) {
     if let Some(name) = event {
-        let _ = writeln!(out, "event: {name}");
+        out.extend_from_slice(format!("event: {name}\n").as_bytes());
     }
     out.extend_from_slice(b"data: ");
-    let _ = serde_json::to_writer(&mut *out, value);
+    json(out, value);
     out.extend_from_slice(b"\n\n");
 }
 

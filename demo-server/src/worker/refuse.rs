@@ -21,7 +21,8 @@ use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags, Shutdown, recv, send, shutdown};
 
 use super::Worker;
-use crate::http::{self, Parsed, Route, Status};
+use crate::http::{self, Parsed, Status};
+use crate::wire::Route;
 
 /// Connections per worker admitted past the limits for monitoring.
 pub(super) const RESERVED_SLOTS: usize = 2;
@@ -73,6 +74,13 @@ impl Worker {
         close_after(fd, &out, &mut self.scratch[..]);
         Refusal::Done
     }
+
+    /// Answer 503 "full, try again" to a client the worker could not set up
+    /// (no registration, no deadline), without reading what it sent.
+    pub(super) fn refuse_now(&mut self, fd: OwnedFd) {
+        self.metrics.response(Status::Unavailable);
+        close_after(fd, http::OVERLOADED, &mut self.scratch[..]);
+    }
 }
 
 /// Send `answer`, shut the write side (FIN after it), drain what the client
@@ -86,7 +94,8 @@ fn close_after(fd: OwnedFd, answer: &[u8], scratch: &mut [u8]) {
             Err(_) => break, // a fresh socket takes a small answer at once
         }
     }
-    let _ = shutdown(&fd, Shutdown::Write);
+    // ENOTCONN if the client already left: then there is nobody to tell.
+    let _gone_already = shutdown(&fd, Shutdown::Write);
     let mut drained = 0;
     while drained < DRAIN_LIMIT {
         match recv(&fd, &mut *scratch, RecvFlags::DONTWAIT) {

@@ -2,12 +2,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reactor::{Clock, ClockTime, Context, Expiration, Reactor};
+use reactor::{Clock, ClockTime, Expiration, Reactor};
 
-use super::{HOUSEKEEPING, STATS_PERIOD, Worker, with_worker};
-use crate::conn::{Gone, Stream};
-use crate::http::{self, Route, Status};
+use super::conn::{State, Stream};
+use super::{HOUSEKEEPING, STATS_PERIOD, Worker, WorkerEvent, on};
+use crate::http::{self, Status};
+use crate::metrics::Fault;
 use crate::sse;
+use crate::wire::Route;
 
 /// Every `period`, on a grid shared by all streams: the first expiry is the
 /// next multiple of `period` on `CLOCK_MONOTONIC`. Heartbeats of all streams
@@ -25,6 +27,7 @@ fn on_grid(period: Duration) -> Expiration {
     }
 }
 
+/// Milliseconds since the epoch; 0 for a clock set before 1970.
 fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -32,32 +35,41 @@ fn unix_ms() -> u64 {
 impl Worker {
     pub(super) fn start_stream(
         &mut self,
-        ctx: &mut Context<'_>,
+        r: &Reactor<Worker>,
         key: usize,
         route: Route,
         last_event_id: Option<u64>,
     ) {
-        let (max, interval, mode) = (self.cfg.max_buffered, self.cfg.interval, self.cfg.timer_mode);
-        let generation = self.conns[key].generation;
+        let (interval, mode) = (self.cfg.interval, self.cfg.timer_mode);
+        let mut leak = None;
         let timer = match route {
-            Route::Fixed | Route::Leaky => {
-                let me = self.me.clone();
-                let made = ctx.reactor().add_timer(mode, on_grid(interval), move |ctx, ticks| {
-                    with_worker(&me, |w| w.heartbeat(ctx.reactor(), key, generation, route, ticks))
-                });
-                match made {
-                    Ok(t) => Some(t),
-                    Err(_) => {
-                        // No timer (EMFILE in dedicated mode): refuse, loudly.
-                        let conn = &mut self.conns[key];
-                        let _ = conn.send(http::OVERLOADED, max);
-                        conn.closing = true;
-                        self.metrics.response(Status::Unavailable);
-                        return;
-                    }
-                }
+            Route::Fixed => Some(r.add_timer(mode, on_grid(interval), move |ctx, ticks| {
+                on(ctx, WorkerEvent::Heartbeat { key, ticks })
+            })),
+            Route::Leaky => {
+                let id = self.next_leak;
+                self.next_leak += 1;
+                leak = Some(id);
+                Some(r.add_timer(mode, on_grid(interval), move |ctx, ticks| {
+                    on(ctx, WorkerEvent::LeakyHeartbeat { key, leak: id, ticks })
+                }))
             }
             _ => None,
+        };
+        let timer = match timer.transpose() {
+            Ok(t) => t,
+            Err(e) => {
+                // No timer (EMFILE in dedicated mode): refuse, saying why.
+                self.fault(Fault::Heartbeat, e);
+                let mut out = Vec::new();
+                let body = "503: the server cannot arm another heartbeat timer now (it is at a limit); try again in a second.\n";
+                http::unavailable(&mut out, body, Some(1), false);
+                self.metrics.response(Status::Unavailable);
+                if self.send(key, &out) {
+                    self.finish(r, key);
+                }
+                return;
+            }
         };
         let timer = match (route, timer) {
             (Route::Leaky, Some(t)) => {
@@ -77,65 +89,39 @@ impl Worker {
         sse::opening(&mut out, &hello);
         if route == Route::Stats {
             self.metrics.census_watched();
-            out.extend(self.metrics.history_event(max / 2));
+            out.extend(self.metrics.history_event(self.cfg.max_buffered / 2));
+            self.stats_subscribers.push(key);
         }
         let conn = &mut self.conns[key];
         conn.inbuf = Vec::new();
-        conn.deadline = None;
-        conn.stream = Some(Stream { route, seq: last_event_id.unwrap_or(0), timer });
-        if route == Route::Stats {
-            self.stats_subscribers.push((key, generation));
-        }
+        let seq = last_event_id.unwrap_or(0);
+        conn.state = State::Streaming(Stream { route, seq, _timer: timer, leak });
         self.metrics.response(Status::Ok);
         self.metrics.stream_opened(route);
-        if conn.send(&out, max).is_err() {
-            conn.closing = true;
-            conn.out.clear();
-        }
+        self.send(key, &out);
     }
 
-    fn heartbeat(
-        &mut self,
-        reactor: &Reactor,
-        key: usize,
-        generation: u64,
-        route: Route,
-        ticks: u64,
-    ) {
-        let max = self.cfg.max_buffered;
-        let Some(conn) = self.conn(key, generation) else {
-            // A leaky timer whose client left long ago: a wake-up for nobody.
-            self.metrics.orphan_tick(ticks);
-            return;
-        };
-        let Some(stream) = &mut conn.stream else { return };
+    pub(super) fn heartbeat(&mut self, key: usize, ticks: u64) {
+        let Some(stream) = self.conns.get_mut(key).and_then(|c| c.stream()) else { return };
         let Some(seq) = stream.seq.checked_add(1).filter(|&s| s <= sse::MAX_EVENT_ID) else {
             // Ids never go backwards: out of ids, the stream ends.
             return self.close(key);
         };
         stream.seq = seq;
         let mut buf = [0u8; 160];
-        let n = sse::heartbeat(&mut buf, route, stream.seq, ticks);
-        match conn.send(&buf[..n], max) {
-            Ok(()) => {
-                self.metrics.heartbeat();
-                self.settle(reactor, key);
-            }
-            // EPIPE/ECONNRESET: gone; or too far behind: cut off.
-            Err(Gone::Peer | Gone::TooSlow) => self.close(key),
+        let n = sse::heartbeat(&mut buf, stream.route, seq, ticks);
+        // EPIPE/ECONNRESET: gone; or too far behind: cut off (both closed).
+        if self.send(key, &buf[..n]) {
+            self.metrics.heartbeat();
+            self.settle(key);
         }
     }
 
-    pub(super) fn broadcast_stats(&mut self, reactor: &Reactor) {
-        let max = self.cfg.max_buffered;
+    pub(super) fn broadcast_stats(&mut self) {
         if self.index == 0 {
             self.metrics.record(unix_ms());
         }
-        let Worker { conns, stats_subscribers, .. } = self;
-        stats_subscribers.retain(|&(key, generation)| {
-            conns.get(key).is_some_and(|c| c.generation == generation && c.stream.is_some())
-        });
-        if stats_subscribers.is_empty() {
+        if self.stats_subscribers.is_empty() {
             return;
         }
         self.metrics.census_watched();
@@ -145,11 +131,9 @@ impl Worker {
         }
         let mut event = Vec::new();
         sse::json_event(&mut event, None, &latest);
-        for (key, _) in self.stats_subscribers.clone() {
-            if self.conns[key].send(&event, max).is_err() {
-                self.close(key);
-            } else {
-                self.settle(reactor, key);
+        for key in self.stats_subscribers.clone() {
+            if self.send(key, &event) {
+                self.settle(key);
             }
         }
     }

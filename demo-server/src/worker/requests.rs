@@ -1,52 +1,46 @@
 //! Reading requests and answering them: the socket's readiness, the
 //! request buffer, pipelining, and the routing of each request.
 
-use reactor::{Context, Readiness};
+use reactor::{Reactor, Readiness};
 use rustix::io::Errno;
 use rustix::net::recv;
 
+use super::conn::{State, Wait, reserve_bounded};
 use super::{MAX_INBUF, READS_PER_EVENT, REQUESTS_PER_EVENT, Worker};
-use crate::conn::{Deadline, reserve_bounded};
-use crate::http::{self, Parsed, Request, Route, Status};
+use crate::http::{self, Parsed, Request, Status};
+use crate::wire::Route;
 
 impl Worker {
-    pub(super) fn on_conn(
-        &mut self,
-        ctx: &mut Context<'_>,
-        key: usize,
-        generation: u64,
-        r: Readiness,
-    ) {
+    pub(super) fn on_conn(&mut self, r: &Reactor<Worker>, key: usize, readiness: Readiness) {
         let max = self.cfg.max_buffered;
-        let Some(conn) = self.conn(key, generation) else { return };
-        if r.is_error() {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if readiness.is_error() {
             return self.close(key);
         }
-        if r.is_writable() && conn.flush(max).is_err() {
+        if readiness.is_writable() && conn.flush(max).is_err() {
             return self.close(key);
         }
-        let mut eof = r.is_read_closed() || r.is_hangup();
-        if r.is_readable() || eof {
+        let mut eof = readiness.is_read_closed() || readiness.is_hangup();
+        if readiness.is_readable() || eof {
             match self.read_in(key) {
                 Ok(saw_eof) => eof |= saw_eof,
                 Err(()) => return self.close(key),
             }
         }
-        let streaming = self.conns[key].stream.is_some();
-        if streaming && eof {
+        if self.conns[key].is_streaming() {
             // RDHUP, HUP or a read of 0: the client is gone. A fixed stream
             // drops its timer right here; a leaky one leaves it running.
-            return self.close(key);
+            return if eof { self.close(key) } else { self.settle(key) };
         }
-        if !streaming {
-            self.process_requests(ctx, key);
-            if eof && !self.conns[key].backlog {
-                // Answer what arrived, then close: the client sends no more.
-                // (With a backlog, RDHUP comes again next turn.)
-                self.conns[key].closing = true;
-            }
+        if self.conns[key].is_reading() && !self.process_requests(r, key) {
+            return; // closed while answering
         }
-        self.settle(ctx.reactor(), key);
+        if eof && !self.conns[key].backlog && self.conns[key].is_reading() {
+            // Answer what arrived, then close: the client sends no more.
+            // (With a backlog, RDHUP comes again next turn.)
+            self.finish(r, key);
+        }
+        self.settle(key);
     }
 
     /// Read what the socket has. `Ok(true)` on end of stream, `Err` when the
@@ -57,15 +51,14 @@ impl Worker {
         for _ in 0..READS_PER_EVENT {
             match recv(&*conn.sock, &mut scratch[..], rustix::net::RecvFlags::empty()) {
                 Ok((0, _)) => return Ok(true),
-                Ok((n, _)) => {
-                    // A streaming client has nothing to say; discard it.
-                    if conn.stream.is_none() {
-                        if !reserve_bounded(&mut conn.inbuf, n, MAX_INBUF) {
-                            return Err(());
-                        }
-                        conn.inbuf.extend_from_slice(&scratch[..n]);
+                // Only a reading connection keeps what its client says.
+                Ok((n, _)) if conn.is_reading() => {
+                    if !reserve_bounded(&mut conn.inbuf, n, MAX_INBUF) {
+                        return Err(());
                     }
+                    conn.inbuf.extend_from_slice(&scratch[..n]);
                 }
+                Ok(_) => {}
                 Err(Errno::AGAIN) => return Ok(false),
                 Err(Errno::INTR) => continue,
                 Err(_) => return Err(()),
@@ -76,14 +69,16 @@ impl Worker {
 
     /// Answer the complete requests in the buffer, in order (pipelining),
     /// up to [`REQUESTS_PER_EVENT`] and only while the socket takes the
-    /// answers; the rest are a backlog for a later turn.
-    fn process_requests(&mut self, ctx: &mut Context<'_>, key: usize) {
-        let max = self.cfg.max_buffered;
+    /// answers; the rest are a backlog for a later turn. Then wait for the
+    /// next one with the right deadline. Returns false if the connection
+    /// was closed meanwhile.
+    fn process_requests(&mut self, r: &Reactor<Worker>, key: usize) -> bool {
         self.conns[key].backlog = false;
+        let mut answered = false;
         for served in 0.. {
-            let conn = &mut self.conns[key];
-            if conn.stream.is_some() || conn.closing {
-                return;
+            let Some(conn) = self.conns.get_mut(key) else { return false };
+            if !conn.is_reading() {
+                return true; // streaming now, or closing
             }
             // Serve no more while answers wait in the queue (the client is
             // not keeping up), nor past this turn's budget.
@@ -92,51 +87,39 @@ impl Worker {
                 break;
             }
             match http::parse(&conn.inbuf) {
-                Parsed::Partial => {
-                    if !conn.inbuf.is_empty()
-                        && matches!(conn.deadline, Some((Deadline::Idle, _)) | None)
-                    {
-                        let generation = conn.generation;
-                        let d = self.deadline(ctx.reactor(), key, generation, Deadline::Header);
-                        self.conns[key].deadline = d;
-                    }
-                    break;
-                }
+                Parsed::Partial => break,
                 Parsed::Request(req, used) => {
                     conn.inbuf.drain(..used);
-                    conn.deadline = None; // the head is complete: cancel its deadline now
-                    self.respond(ctx, key, req);
+                    answered = true;
+                    self.respond(r, key, req);
                 }
                 Parsed::Reject { status, close, head_only, consumed } => {
                     let mut out = Vec::new();
                     http::error_response(&mut out, status, !close, head_only);
                     self.metrics.response(status);
-                    conn.deadline = None;
-                    if close {
-                        conn.closing = true;
-                        conn.inbuf = Vec::new();
-                    } else {
-                        conn.inbuf.drain(..consumed);
+                    match close {
+                        true => conn.inbuf = Vec::new(),
+                        false => drop(conn.inbuf.drain(..consumed)),
                     }
-                    if conn.send(&out, max).is_err() {
-                        conn.closing = true;
-                        conn.out.clear();
+                    answered = true;
+                    if !self.send(key, &out) {
+                        return false;
+                    }
+                    if close {
+                        self.finish(r, key);
                     }
                 }
             }
         }
-        // Between requests on a keep-alive connection, or with a backlog
-        // waiting for the client to read: wait, but not forever.
-        let conn = &self.conns[key];
-        if conn.stream.is_none()
-            && !conn.closing
-            && (conn.inbuf.is_empty() || conn.backlog)
-            && conn.deadline.is_none()
-        {
-            let generation = conn.generation;
-            let d = self.deadline(ctx.reactor(), key, generation, Deadline::Idle);
-            self.conns[key].deadline = d;
+        let Some(conn) = self.conns.get(key) else { return false };
+        let State::Reading { wait, .. } = conn.state else { return true };
+        // A head under way must complete in time; between requests, or with
+        // a backlog waiting for the client to read, wait, but not forever.
+        let next = if conn.inbuf.is_empty() || conn.backlog { Wait::Idle } else { Wait::Header };
+        if answered || next != wait {
+            self.read_next(r, key, next);
         }
+        self.conns.contains(key)
     }
 
     /// Leaky heartbeat timers: orphans, and live leaky streams (each one an
@@ -145,8 +128,7 @@ impl Worker {
         self.metrics.orphans(Route::Leaky) + self.metrics.active(Route::Leaky)
     }
 
-    fn respond(&mut self, ctx: &mut Context<'_>, key: usize, req: Request) {
-        let max = self.cfg.max_buffered;
+    fn respond(&mut self, r: &Reactor<Worker>, key: usize, req: Request) {
         let mut out = Vec::new();
         let mut status = Status::Ok;
         let mut keep_alive = req.keep_alive && !self.draining;
@@ -165,27 +147,22 @@ impl Worker {
             ),
             Route::Metrics => {
                 let body = self.metrics.render();
-                http::response(
-                    &mut out,
-                    Status::Ok,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    body.as_bytes(),
-                    keep_alive,
-                    req.head_only,
-                );
+                let ct = "text/plain; version=0.0.4; charset=utf-8";
+                http::response(&mut out, status, ct, body.as_bytes(), keep_alive, req.head_only);
             }
-            route if self.draining => {
-                // 204 tells EventSource to stop reconnecting.
-                let _ = route;
+            _ if self.draining => {
+                // A stream route during a shutdown: 204 tells EventSource to
+                // stop reconnecting.
                 status = Status::NoContent;
                 keep_alive = false;
-                out.extend_from_slice(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+                out.extend_from_slice(http::GONE_FOR_GOOD);
             }
-            route if route.is_stream() && self.conns[key].reserved => {
+            _ if self.conns[key].reserved => {
                 // A connection past the limits, kept for monitoring: no streams.
                 status = Status::Unavailable;
                 keep_alive = false;
-                http::error_response(&mut out, status, false, req.head_only);
+                let body = "503: the server is full; this connection is kept for /metrics. Try again in a second.\n";
+                http::unavailable(&mut out, body, Some(1), req.head_only);
             }
             Route::Leaky if !self.cfg.leaky_route => {
                 status = Status::NotFound;
@@ -195,7 +172,8 @@ impl Worker {
             }
             Route::Leaky if self.leaky_timers() >= self.cfg.max_orphans => {
                 // Every leaky stream leaves a timer behind for good: past the
-                // cap, refuse rather than let anyone exhaust the server.
+                // cap, refuse rather than let anyone exhaust the server. It
+                // lasts until a restart, so no Retry-After.
                 status = Status::Unavailable;
                 keep_alive = false;
                 let body = format!(
@@ -203,24 +181,17 @@ impl Worker {
                     self.leaky_timers(),
                     self.cfg.max_orphans
                 );
-                let ct = "text/plain; charset=utf-8";
-                http::response(&mut out, status, ct, body.as_bytes(), false, req.head_only);
+                http::unavailable(&mut out, &body, None, req.head_only);
             }
-            route if req.head_only => {
+            _ if req.head_only => {
                 keep_alive = false;
-                let _ = route;
                 out.extend_from_slice(http::SSE_HEAD);
             }
-            route => return self.start_stream(ctx, key, route, req.last_event_id),
+            route => return self.start_stream(r, key, route, req.last_event_id),
         }
         self.metrics.response(status);
-        let conn = &mut self.conns[key];
-        if !keep_alive {
-            conn.closing = true;
-        }
-        if conn.send(&out, max).is_err() {
-            conn.closing = true;
-            conn.out.clear();
+        if self.send(key, &out) && !keep_alive {
+            self.finish(r, key);
         }
     }
 }
