@@ -14,9 +14,7 @@
 //! | [`stats`] | `/stream/stats`: the dashboard's snapshots and their bounded history |
 //! | [`procfs`] | what `/proc/self` says about our fds |
 //! | [`census`] | the fd census thread: `/proc/self/fd` counted off the reactor threads |
-//! | [`leak_demo`] | `leak-demo`: the reproduction in one command, with a verdict |
-//! | [`client`] | the small blocking HTTP client `leak-demo` uses |
-//! | [`inspect`] | what `/proc/PID` says about any process: fds by kind, timerfds, epoll watches |
+//! | [`tools`] | apart from the server: [`inspect`] (what `/proc/PID` says about any process), [`leak_demo`] (the reproduction in one command, with a verdict), [`client`] (the small blocking HTTP client they use), [`launcher`] (the one way to start a server child) |
 //!
 //! # The leak and the fix
 //!
@@ -39,19 +37,19 @@
 #![cfg(target_os = "linux")]
 
 pub mod census;
-pub mod client;
 pub mod config;
 pub mod console;
 pub mod http;
-pub mod inspect;
-pub mod leak_demo;
 pub mod metrics;
 pub mod procfs;
 pub mod server;
 pub mod sse;
 pub mod stats;
+pub mod tools;
 pub mod wire;
 mod worker;
+
+pub use tools::{client, inspect, launcher, leak_demo};
 
 /// The dashboard: one HTML file, inline script and style, no build step.
 pub const DASHBOARD: &str = include_str!("dashboard.html");

@@ -63,6 +63,14 @@ impl ProcessStats {
     }
 }
 
+impl ProcessStats {
+    /// Another process's, from `/proc/PID/stat`; `None` if it is gone.
+    pub fn of(pid: u32) -> Option<ProcessStats> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        parse_stat(&stat, boot_time()?)
+    }
+}
+
 /// `btime` from `/proc/stat`: the boot time, seconds since the Unix epoch.
 /// Read once: it does not change.
 fn boot_time() -> Option<u64> {
@@ -73,7 +81,8 @@ fn boot_time() -> Option<u64> {
     })
 }
 
-/// Parse `/proc/PID/stat` (see proc_pid_stat(5)), given the boot time.
+/// Parse `/proc/PID/stat` (see proc_pid_stat(5)), given the boot time: the
+/// one reader of that file in the workspace.
 pub fn parse_stat(stat: &str, btime: u64) -> Option<ProcessStats> {
     // Fields after the parenthesised command name, from field 3 (state).
     let after = stat.get(stat.rfind(')')? + 2..)?;

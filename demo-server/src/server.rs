@@ -282,13 +282,37 @@ fn worker_ended(threads: Vec<WorkerThread>, grace: Duration) -> ServeError {
     ServeError::Worker(reasons.join("; "))
 }
 
+/// Where a browser or curl on this host reaches `addr`: itself, or for a
+/// wildcard bind (`0.0.0.0`, `[::]`) the loopback address of its family,
+/// which a browser can open.
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, addr.port())
+}
+
+/// The banner (its first line and its `pid` line are a contract: see
+/// [`launcher`](crate::launcher)).
 fn banner(cfg: &Config, fd_limit: u64) {
-    let url = format!("http://{}/", cfg.addr);
+    let url = format!("http://{}/", reachable(cfg.addr));
     let mode = match cfg.timer_mode {
         TimerMode::Dedicated => "dedicated (one timerfd per heartbeat)",
         TimerMode::Shared => "shared (heartbeats in one heap on one timerfd)",
     };
-    crate::outln!("demo-server listening on {url}");
+    if cfg.addr.ip().is_unspecified() {
+        crate::outln!(
+            "{}{}/ (and every other address of this host: --addr {})",
+            crate::launcher::LISTENING,
+            reachable(cfg.addr),
+            cfg.addr
+        );
+    } else {
+        crate::outln!("{}{}/", crate::launcher::LISTENING, cfg.addr);
+    }
     crate::outln!("  dashboard: {url}");
     crate::outln!("  fixed stream: curl -N {url}stream/fixed");
     if cfg.leaky_route {

@@ -19,7 +19,7 @@ fn run(args: &[&str]) -> (Option<i32>, String, Duration) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut p = Proc(child);
+    let mut p = Proc::from(child);
     let status = p.wait_exit(SOON * 2).expect("refused at once, not run");
     (status.code(), p.stderr(), start.elapsed())
 }
@@ -37,7 +37,10 @@ fn bad_settings_are_refused_up_front() {
         (&["serve", "--max-buffered", "0"], "--max-buffered must be between"),
         (&["serve", "--max-buffered", "64q"], "unknown unit"),
         (&["leak-demo", "--interval", "0s"], "--interval must be at least"),
-        (&["leak-demo", "--fd-limit", &above], "above this process's hard RLIMIT_NOFILE"),
+        (&["leak-demo", "--fd-limit", &above], "is above the hard RLIMIT_NOFILE"),
+        (&["serve", "--fd-limit", &above], "is above the hard RLIMIT_NOFILE"),
+        // Refused against the hard limit: more connections than fds could ever hold.
+        (&["serve", "--max-conns", &above], "is more than the hard fd limit allows"),
         (&["leak-demo", "--svg", "/nonexistent-dir/leak.svg"], "--svg /nonexistent-dir/leak.svg"),
     ];
     for (args, message) in cases {
@@ -57,11 +60,11 @@ fn localhost_port_and_byte_sizes_are_accepted() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut p = Proc(child);
+    let mut p = Proc::from(child);
     let mut line = String::new();
-    BufReader::new(p.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(p.child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert!(line.starts_with("demo-server listening on http://127.0.0.1:"), "{line}");
-    assert!(p.0.try_wait().unwrap().is_none(), "the server is running");
+    assert!(p.child.try_wait().unwrap().is_none(), "the server is running");
     // And the usual test server takes a byte size too.
     let server = Server::start(&["--max-buffered", "1m"]);
     assert_eq!(common::get(server.addr, "/metrics").status, 200);

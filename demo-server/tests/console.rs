@@ -49,11 +49,11 @@ fn sigterm_with_stdout_and_stderr_closed_drains_and_exits_0() {
         .stderr(Stdio::from(closed_pipe()))
         .spawn()
         .unwrap();
-    let mut server = Proc(child);
+    let mut server = Proc::from(child);
     let mut port = None;
     assert!(
         wait_until(SOON, || {
-            port = listening_port(server.0.id());
+            port = listening_port(server.child.id());
             port.is_some()
         }),
         "the server never listened"
@@ -61,7 +61,7 @@ fn sigterm_with_stdout_and_stderr_closed_drains_and_exits_0() {
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port.unwrap()).into();
     let mut stream = open_stream(addr, "fixed");
     read_heartbeats(&mut stream, 1);
-    let pid = rustix::process::Pid::from_raw(server.0.id() as i32).unwrap();
+    let pid = rustix::process::Pid::from_raw(server.child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let mut rest = String::new();
     stream.read_to_string(&mut rest).expect("a clean close");

@@ -137,13 +137,13 @@ fn an_unreadable_process_is_permission_denied_and_a_failure() {
     // CAP_SYS_PTRACE: /proc/PID/fd lists (CAP_DAC_OVERRIDE), but every
     // readlink is EACCES. It used to report "0 open, N closed while being
     // read" and exit 0.
-    let sleeper = common::Proc(
+    let sleeper = common::Proc::from(
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "30"])
             .spawn()
             .unwrap(),
     );
-    let pid = sleeper.0.id().to_string();
+    let pid = sleeper.child.id().to_string();
     // Wait (bounded) until setpriv has become sleep as nobody.
     assert!(wait_until(common::SOON, || {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -198,7 +198,7 @@ fn watch_keeps_its_cadence_with_10000_fds() {
     }
     let devnull = std::fs::File::open("/dev/null").unwrap();
     let held: Vec<std::fs::File> = (0..10_000).map(|_| devnull.try_clone().unwrap()).collect();
-    let watch = common::Proc(
+    let watch = common::Proc::from(
         Command::new(env!("CARGO_BIN_EXE_demo-server"))
             .args(["inspect", &std::process::id().to_string(), "--watch", "500ms"])
             .stdout(std::process::Stdio::piped())
@@ -206,7 +206,7 @@ fn watch_keeps_its_cadence_with_10000_fds() {
             .unwrap(),
     );
     let mut watch = watch;
-    let out = watch.0.stdout.take().unwrap();
+    let out = watch.child.stdout.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
     // Each line starts with the watch's own clock: "    2.6s  fds  10008 ...".
     let mut at = Vec::new();
@@ -234,14 +234,14 @@ fn watch_keeps_its_cadence_with_10000_fds() {
 #[test]
 fn watch_json_lines_carry_a_timestamp_and_deltas() {
     let server = Server::start(&["--interval", "1s"]);
-    let mut watch = common::Proc(
+    let mut watch = common::Proc::from(
         Command::new(env!("CARGO_BIN_EXE_demo-server"))
             .args(["inspect", &server.pid.to_string(), "--watch", "50ms", "--json"])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let out = watch.0.stdout.take().unwrap();
+    let out = watch.child.stdout.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
     let mut next = || -> serde_json::Value {
         serde_json::from_str(&lines.next().expect("a line").unwrap()).unwrap()

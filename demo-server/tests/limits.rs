@@ -114,7 +114,7 @@ fn emfile_is_answered_without_spinning_and_the_server_recovers() {
     let used = server.cpu_time() - cpu;
     let wall = start.elapsed();
     assert!(used < wall / 2, "server used {used:?} CPU in {wall:?} while saturated");
-    assert!(server.child.try_wait().unwrap().is_none(), "the server died");
+    assert!(server.is_running(), "the server died");
 
     // The streams already open kept working.
     read_heartbeats(&mut streams[0], 2);
@@ -210,7 +210,7 @@ fn a_second_instance_on_the_same_port_fails_with_address_in_use() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut second = common::Proc(out);
+    let mut second = common::Proc::from(out);
     let status = second.wait_exit(SOON).expect("the second instance exits at once");
     assert!(!status.success());
     let said = second.stderr();

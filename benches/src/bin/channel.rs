@@ -1,7 +1,7 @@
 //! Cross-thread messages into an event loop: throughput and send-to-callback
 //! latency, in one run, side by side:
 //!
-//! * `reactor`: `Reactor::add_channel` (one eventfd write per batch);
+//! * `reactor`: `Reactor::channel` (one eventfd write per batch);
 //! * `mpsc+waker`: `std::sync::mpsc` plus a `reactor::Waker::wake` per send,
 //!   the hand-rolled way;
 //! * `calloop`: calloop's `channel` in its `EventLoop`.
@@ -27,17 +27,18 @@ fn throughput_reactor(n: u64) -> (Duration, u64) {
     let r = Reactor::new().unwrap();
     let got = Rc::new(Cell::new(0u64));
     let g = got.clone();
-    let (tx, _ch) = r
-        .add_channel(move |_, e: Event<u64>| {
+    let ch = r
+        .channel(move |_, e: Event<u64>| {
             if let Event::Msg(_) = e {
                 g.set(g.get() + 1)
             }
         })
         .unwrap();
+    let tx = ch.sender();
     let start = Instant::now();
     let p = std::thread::spawn(move || (0..n).for_each(|i| tx.send(i).unwrap()));
     let w0 = r.stats().wakeups;
-    r.run_until(|| got.get() == n).unwrap();
+    r.run_until_timeout(Duration::MAX, || got.get() == n).unwrap();
     p.join().unwrap();
     (start.elapsed(), r.stats().wakeups - w0)
 }
@@ -109,13 +110,14 @@ fn latency(rounds: usize, kind: &str) -> (Duration, Duration) {
     let mut samples = match kind {
         "reactor" => {
             let r = Reactor::new().unwrap();
-            let (tx, _ch) = r
-                .add_channel(move |_, e: Event<Instant>| {
+            let ch = r
+                .channel(move |_, e: Event<Instant>| {
                     if let Event::Msg(t) = e {
                         ack_tx.send(t.elapsed()).unwrap();
                     }
                 })
                 .unwrap();
+            let tx = ch.sender();
             let p = producer(rounds, ack_rx, move |t| tx.send(t).unwrap());
             while !p.is_finished() {
                 r.turn(Some(Duration::from_millis(10))).unwrap();

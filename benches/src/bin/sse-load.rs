@@ -51,6 +51,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use benches::median;
+use demo_server::launcher::{Banner, Process};
 use reactor::{Interest, Reactor};
 
 struct Args {
@@ -149,24 +150,20 @@ fn server_command(name: &str, interval: &str) -> Result<(PathBuf, Vec<String>), 
     }
 }
 
-fn spawn_server(name: &str, interval: &str) -> Result<(Child, SocketAddr, u32), String> {
+/// Start a server and read where it listens: every contender prints the
+/// demo server's banner line, read by the demo server's own launcher.
+fn spawn_server(name: &str, interval: &str) -> Result<(Process, SocketAddr, u32), String> {
     let (bin, args) = server_command(name, interval)?;
-    let mut child = Command::new(&bin)
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{}: {e} (build it first: see the file's docs)", bin.display()))?;
-    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-    let addr = loop {
-        let line = lines.next().ok_or("server exited")?.map_err(|e| e.to_string())?;
-        if let Some(rest) = line.strip_prefix("demo-server listening on http://") {
-            break rest.trim_end_matches('/').parse().map_err(|e| format!("{e}"))?;
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    let pid = child.id();
-    Ok((child, addr, pid))
+    let mut cmd = Command::new(&bin);
+    cmd.args(&args);
+    let mut server =
+        Process::spawn(cmd).map_err(|e| format!("{e} (build it first: see the file's docs)"))?;
+    server.drain_stderr();
+    let mut out = BufReader::new(server.child.stdout.take().ok_or("no stdout")?);
+    let addr = Banner::read_address(&mut out)?;
+    std::thread::spawn(move || out.lines().for_each(drop));
+    let pid = server.pid();
+    Ok((server, addr, pid))
 }
 
 /// Nanoseconds of CPU each of the process's threads has run, by thread id.
@@ -427,7 +424,7 @@ fn main() {
                 // Rotate the order each round, so no server always runs first.
                 let si = (j + round) % a.servers.len();
                 let name = &a.servers[si];
-                let (mut child, addr, pid) = match spawn_server(name, &a.interval) {
+                let (child, addr, pid) = match spawn_server(name, &a.interval) {
                     Ok(x) => x,
                     Err(e) => {
                         eprintln!("sse-load: {name}: {e}");
@@ -458,8 +455,7 @@ fn main() {
                 if a.strace || a.perf {
                     syscalls.push((name.clone(), k, r.syscalls));
                 }
-                let _ = child.kill();
-                let _ = child.wait();
+                drop(child); // killed and reaped
             }
         }
     }

@@ -33,11 +33,6 @@ impl Server {
             ["--fd-limit", &limit].into_iter().chain(args.iter().copied()).collect();
         Server::start(&args)
     }
-
-    /// Total CPU time (user + system) the server has used.
-    pub fn cpu_time(&self) -> Duration {
-        demo_server::inspect::cpu_time(self.pid).expect("the server is running")
-    }
 }
 
 impl Deref for Server {
@@ -76,40 +71,8 @@ pub fn read_heartbeats(s: &mut TcpStream, n: usize) -> String {
 }
 
 /// A child process that is killed when dropped (for tests that spawn the
-/// binary themselves).
-pub struct Proc(pub std::process::Child);
-
-impl Proc {
-    /// Wait (bounded) for the child to exit; its status.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Everything on its stderr (read once it has exited or closed stderr).
-    pub fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut e) = self.0.stderr.take() {
-            let _ = e.read_to_string(&mut text);
-        }
-        text
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// binary themselves): the launcher's.
+pub use test_support::server::Process as Proc;
 
 /// A client socket whose receive buffer is set before it connects, so the
 /// window it advertises is small from the start.

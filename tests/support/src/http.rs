@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::server::SOON;
+use crate::wait::SOON;
 
 /// A parsed response.
 #[derive(Debug)]

@@ -7,7 +7,7 @@
 //! | [`alloc`] | a global allocator that counts allocations |
 //! | [`tool`] | whether an external tool is installed, saying so when not |
 //! | [`wait`] | bounded polling for a condition |
-//! | [`server`] | a `demo-server` child per test, killed when its handle drops |
+//! | [`server`] | (feature `server`) a `demo-server` child per test, on `demo-server`'s own launcher |
 //! | [`http`] | one-request loopback HTTP clients |
 //! | [`text`] | comparing a doc's excerpt with a command's output, volatile fields masked |
 //! | [`strace`] | re-running a test under `strace -e inject=...`, so a chosen syscall fails underneath it |
@@ -15,6 +15,7 @@
 pub mod alloc;
 pub mod fds;
 pub mod http;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod strace;
 pub mod text;
@@ -23,6 +24,7 @@ pub mod wait;
 
 pub use alloc::{CountingAlloc, allocations};
 pub use fds::{open_fds, open_timerfds};
+#[cfg(feature = "server")]
 pub use server::Server;
 pub use tool::have;
 pub use wait::wait_until;

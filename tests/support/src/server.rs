@@ -1,62 +1,40 @@
-//! A `demo-server` child per test. Every wait is bounded; the server is
-//! killed when its handle drops.
+//! A `demo-server` child per test: `demo-server`'s own launcher
+//! (`demo_server::launcher`, the one every test, bench and tool uses),
+//! with what tests read from outside the server added. Every wait is
+//! bounded; the server is killed when its handle drops.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+pub use demo_server::launcher::{Banner, Process};
 
 use crate::http::get;
 use crate::wait::wait_until;
 
-/// Loose bound for "soon" in server tests.
-pub const SOON: Duration = Duration::from_secs(5);
+pub use crate::wait::SOON;
 
 /// A running `demo-server serve`, killed when dropped.
 pub struct Server {
-    /// The child process.
-    pub child: Child,
+    inner: demo_server::launcher::Server,
     /// Where it listens (port 0 resolved from its banner).
     pub addr: SocketAddr,
     /// Its pid.
     pub pid: u32,
-    /// Its stdout up to the "listening on" line.
+    /// Its banner.
     pub banner: String,
 }
 
 impl Server {
     /// Start `BIN serve --addr 127.0.0.1:0 ARGS...` with `env` added, and
-    /// wait for its banner. `bin` is the demo-server binary
-    /// (`env!("CARGO_BIN_EXE_demo-server")` in its own tests). A lower fd
-    /// limit is `--fd-limit N` among `args`: the server sets it itself.
+    /// wait for its banner; a server that cannot start fails the test,
+    /// saying why.
     pub fn spawn(bin: impl AsRef<Path>, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(bin.as_ref());
-        cmd.envs(env.iter().copied());
-        cmd.args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn demo-server");
-        let pid = child.id();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut banner = String::new();
-        let addr = loop {
-            let mut line = String::new();
-            if out.read_line(&mut line).unwrap() == 0 {
-                panic!("demo-server exited before listening: {banner}");
-            }
-            banner.push_str(&line);
-            if let Some(rest) = line.trim().strip_prefix("demo-server listening on http://") {
-                break rest.trim_end_matches('/').parse().unwrap();
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = out.read_to_string(&mut sink);
-        });
-        Server { child, addr, pid, banner }
+        let inner = demo_server::launcher::Server::start(bin.as_ref(), args, env)
+            .unwrap_or_else(|e| panic!("demo-server {args:?} did not start: {e}"));
+        let (addr, pid, banner) = (inner.addr, inner.pid, inner.banner.clone());
+        Server { inner, addr, pid, banner }
     }
 
     /// A client connection, with a [`SOON`] read timeout.
@@ -114,40 +92,29 @@ impl Server {
             .unwrap()
     }
 
-    /// Everything on its stderr (once it has exited).
+    /// Everything on its stderr so far.
     pub fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut text);
-        }
-        text
+        self.inner.process.stderr()
     }
 
     /// Send a signal.
     pub fn signal(&self, sig: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.pid as i32).unwrap();
-        rustix::process::kill_process(pid, sig).unwrap();
+        self.inner.process.signal(sig).unwrap();
     }
 
     /// Wait (bounded) for the child to exit; its status.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.inner.process.wait_exit(limit)
     }
-}
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.inner.process.child.try_wait().is_ok_and(|s| s.is_none())
+    }
+
+    /// Its CPU time so far.
+    pub fn cpu_time(&self) -> Duration {
+        self.inner.process.cpu_time().expect("the server is running")
     }
 }
 
@@ -157,14 +124,5 @@ impl Drop for Server {
 /// any test runs; a test cannot build it itself, because cargo holds the
 /// build directory's lock while tests run.
 pub fn demo_server_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    // target/<profile>/deps/<test> -> target/<profile>/demo-server
-    let bin = exe.parent().and_then(Path::parent).map(|dir| dir.join("demo-server"));
-    match bin {
-        Some(bin) if bin.is_file() => bin,
-        _ => panic!(
-            "no demo-server binary next to {}: run `cargo test --workspace`, or `cargo build -p demo-server` first",
-            exe.display()
-        ),
-    }
+    demo_server::launcher::binary().unwrap_or_else(|e| panic!("{e}: run `cargo test --workspace`"))
 }

@@ -80,3 +80,64 @@ pub fn rerun(name: &str, strace_args: &[&str]) -> Option<Injected> {
         log: text,
     })
 }
+
+/// `strace -f` attached to a running process, failing the calls its
+/// `-e inject=` arguments name. Counting starts at the attach, so a
+/// scenario warms the process up first and triggers the call after.
+pub struct Attached {
+    strace: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+/// Attach `strace -f -qq -p PID` with `strace_args`, and wait (bounded)
+/// until every thread of `pid` is traced. `None` without strace, printing a
+/// SKIPPED line.
+pub fn attach(pid: u32, strace_args: &[&str]) -> Option<Attached> {
+    if !crate::have("strace") {
+        return None;
+    }
+    let log = std::env::temp_dir().join(format!("attach-{}-{pid}.strace", std::process::id()));
+    let strace = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args(strace_args)
+        .args(["-p", &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("strace runs");
+    let tracer = strace.id().to_string();
+    let traced = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+        tasks.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("status")).is_ok_and(|s| {
+                s.lines().any(|l| l.strip_prefix("TracerPid:").is_some_and(|v| v.trim() == tracer))
+            })
+        })
+    };
+    assert!(crate::wait_until(std::time::Duration::from_secs(5), traced), "strace never attached");
+    Some(Attached { strace, log })
+}
+
+impl Attached {
+    /// Detach (strace lets go on SIGINT) and return its log.
+    pub fn finish(mut self) -> String {
+        self.stop();
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.strace.id() as i32) {
+            // Already gone (the traced process exited): nothing to stop.
+            let _gone = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        }
+        let _reaped = self.strace.wait();
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.stop();
+        std::fs::remove_file(&self.log).ok();
+    }
+}

@@ -15,3 +15,6 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Loose bound for "soon" in tests that talk to a server or a child.
+pub const SOON: std::time::Duration = std::time::Duration::from_secs(5);

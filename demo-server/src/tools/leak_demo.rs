@@ -7,14 +7,13 @@
 //! closed stream, the server still answering and not spinning.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::net::SocketAddr;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::client::{Control, Opened, open_stream};
-use crate::inspect::{FdKind, snapshot};
+use super::client::{Control, Opened, open_stream};
+use super::inspect::{FdKind, snapshot};
+use super::launcher::{self, Server};
 
 /// About how many batches the leaky phase takes, whatever the fd limit.
 pub const LEAKY_BATCHES: usize = 32;
@@ -102,7 +101,7 @@ pub const COST_WINDOW: Duration = Duration::from_secs(2);
 
 /// Measure the server's cost over [`COST_WINDOW`], while 20 more clients
 /// knock at the limit.
-fn measure_cost(server: &ServerChild, control: &mut Control) -> Cost {
+fn measure_cost(server: &Server, control: &mut Control) -> Cost {
     let counters = |c: &mut Control| {
         (
             c.metric("demo_server_orphan_expirations_total").unwrap_or(0.0),
@@ -127,48 +126,22 @@ fn measure_cost(server: &ServerChild, control: &mut Control) -> Cost {
     }
 }
 
-struct ServerChild {
-    child: Child,
-    addr: SocketAddr,
-    pid: u32,
-}
-
-impl Drop for ServerChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_server(o: &Options) -> Result<ServerChild, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["serve", "--addr", "127.0.0.1:0", "--timer-mode", "dedicated", "--interval"])
-        .arg(format!("{}ms", o.interval.as_millis().max(1)))
+fn spawn_server(o: &Options) -> Result<Server, String> {
+    let interval = format!("{}ms", o.interval.as_millis().max(1));
+    let limit = o.fd_limit.to_string();
+    let args = [
+        "--timer-mode",
+        "dedicated",
+        "--interval",
+        &interval,
         // The demo leaks until the fd limit bites: no orphan cap before it.
-        .args(["--max-orphans", &o.fd_limit.to_string()])
+        "--max-orphans",
+        &limit,
         // The child lowers its own limit: no code runs between fork and exec.
-        .args(["--fd-limit", &o.fd_limit.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start the server: {e}"))?;
-    let pid = child.id();
-    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-    let addr = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(rest) = line.strip_prefix("demo-server listening on http://") {
-                    break rest
-                        .trim_end_matches('/')
-                        .parse::<SocketAddr>()
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            _ => return Err("the server exited before listening".into()),
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    Ok(ServerChild { child, addr, pid })
+        "--fd-limit",
+        &limit,
+    ];
+    Server::start(&launcher::binary()?, &args, &[])
 }
 
 /// Wait (bounded) until the server has noticed every closed stream.

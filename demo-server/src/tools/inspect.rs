@@ -352,13 +352,7 @@ impl Snapshot {
 /// CPU time (user + system) process `pid` has used so far, from
 /// `/proc/PID/stat`; `None` if the process is gone.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let after = stat.get(stat.rfind(')')? + 2..)?;
-    let mut f = after.split(' ').skip(11).map(|v| v.parse::<u64>().ok());
-    let ticks = f.next()?? + f.next()??;
-    let hz = rustix::param::clock_ticks_per_second().max(1);
-    Some(Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / hz))
+    crate::procfs::ProcessStats::of(pid).map(|p| Duration::from_secs_f64(p.cpu_seconds))
 }
 
 #[cfg(test)]
