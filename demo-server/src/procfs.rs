@@ -81,6 +81,17 @@ fn boot_time() -> Option<u64> {
     })
 }
 
+/// What each open fd of process `pid` points at (`socket:[..]`,
+/// `anon_inode:[timerfd]`, a path), from `/proc/PID/fd`; empty if it is
+/// gone. A tool's view from outside, not the census's (which reads its own
+/// fds without allocating).
+pub fn links(pid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Parse `/proc/PID/stat` (see proc_pid_stat(5)), given the boot time: the
 /// one reader of that file in the workspace.
 pub fn parse_stat(stat: &str, btime: u64) -> Option<ProcessStats> {

@@ -64,7 +64,7 @@ impl std::fmt::Display for ServeError {
             ServeError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServeError::Setting(e) => write!(f, "{e}"),
             ServeError::Reactor(e) => write!(f, "reactor: {e}"),
-            ServeError::Worker(e) => write!(f, "worker: {e}"),
+            ServeError::Worker(e) => f.write_str(e),
         }
     }
 }

@@ -111,9 +111,7 @@ impl fmt::Display for Error {
             Error::Blocking => f.write_str(
                 "the fd is in blocking mode, and a read on it would block the whole loop; set O_NONBLOCK",
             ),
-            Error::Retrying { call, errno } => {
-                write!(f, "{call} failed ({errno}); the loop retries it every turn")
-            }
+            Error::Retrying { call, errno } => write!(f, "{call} failed underneath the loop ({errno})"),
         }
     }
 }
