@@ -11,7 +11,7 @@
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use ::std::io::Write as _;
-        let _ = ::std::writeln!(::std::io::stdout().lock(), $($arg)*);
+        let _nobody_to_tell = ::std::writeln!(::std::io::stdout().lock(), $($arg)*);
     }};
 }
 
@@ -20,7 +20,17 @@ macro_rules! outln {
 macro_rules! errln {
     ($($arg:tt)*) => {{
         use ::std::io::Write as _;
-        let _ = ::std::writeln!(::std::io::stderr().lock(), $($arg)*);
+        let _nobody_to_tell = ::std::writeln!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// A line for a report going to `out` (any `io::Write`), with the same
+/// rule: a reader that went away loses the report, and the tool's verdict
+/// is its exit status. Into a `String` or a `Vec`, a write cannot fail.
+#[macro_export]
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        let _nobody_to_tell = ::std::writeln!($out, $($arg)*);
     }};
 }
 
@@ -29,6 +39,6 @@ macro_rules! errln {
 macro_rules! errprint {
     ($($arg:tt)*) => {{
         use ::std::io::Write as _;
-        let _ = ::std::write!(::std::io::stderr().lock(), $($arg)*);
+        let _nobody_to_tell = ::std::write!(::std::io::stderr().lock(), $($arg)*);
     }};
 }

@@ -32,7 +32,10 @@ static STAT: Mutex<Option<OwnedFd>> = Mutex::new(None);
 /// are plentiful.
 pub fn init() {
     with_fd_dir(|_| ());
-    let _ = ProcessStats::read();
+    // Opens and caches the handle; what it reads now is not needed. If it
+    // cannot be opened, the census has no process figures, and `/metrics`
+    // leaves the `process_*` families out rather than report zeros.
+    let _opens_the_handle = ProcessStats::read();
 }
 
 /// What the Prometheus process collector reports, from `/proc/self/stat`.
@@ -54,6 +57,7 @@ impl ProcessStats {
         let mut guard = STAT.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+            // None: tried again next time (see `init`).
             *guard = open("/proc/self/stat", flags, Mode::empty()).ok();
         }
         let fd = guard.as_ref()?;

@@ -139,8 +139,11 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     })?;
 
     let first = listener(cfg.addr)?;
-    let local =
-        getsockname(&first).ok().and_then(|a| SocketAddr::try_from(a).ok()).unwrap_or(cfg.addr);
+    // Where it really listens (port 0 resolved); a bound socket always has one.
+    let local = getsockname(&first)
+        .map_err(|e| ServeError::Listen(cfg.addr, e))?
+        .try_into()
+        .map_err(|_| ServeError::Listen(cfg.addr, rustix::io::Errno::AFNOSUPPORT))?;
     let mut listeners = Vec::with_capacity(cfg.workers);
     for _ in 1..cfg.workers {
         let dup = fcntl_dupfd_cloexec(&first, 0).map_err(|e| ServeError::Listen(local, e))?;

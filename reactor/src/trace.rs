@@ -218,5 +218,5 @@ impl Tracer {
 /// full pipe) loses the line; it never panics as `eprintln!` would.
 fn print(e: &TraceEvent) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "reactor: {e}");
+    let _lost_if_stderr_is_closed = writeln!(std::io::stderr().lock(), "reactor: {e}");
 }

@@ -22,7 +22,10 @@ pub enum Opened {
 /// Open `GET /stream/{route}` and read through its `hello` event.
 pub fn open_stream(addr: SocketAddr, route: &str) -> Opened {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, TIMEOUT) else { return Opened::Closed };
-    let _ = s.set_read_timeout(Some(TIMEOUT));
+    // Without a read timeout a silent server could hold the caller forever.
+    if s.set_read_timeout(Some(TIMEOUT)).is_err() {
+        return Opened::Closed;
+    }
     let request = format!("GET /stream/{route} HTTP/1.1\r\nHost: leak-demo\r\n\r\n");
     if s.write_all(request.as_bytes()).is_err() {
         return Opened::Closed;

@@ -277,6 +277,7 @@ pub fn snapshot(pid: u32) -> Result<Snapshot, InspectError> {
     let proc = format!("/proc/{pid}");
     let status =
         std::fs::read_to_string(format!("{proc}/status")).map_err(|e| classify_io(pid, &e))?;
+    // Unreadable limits: the limit shows as unknown, the rest still reports.
     let limits = std::fs::read_to_string(format!("{proc}/limits")).unwrap_or_default();
     let (nofile_soft, nofile_hard) = parse_nofile(&limits);
     let dir = std::fs::read_dir(format!("{proc}/fd")).map_err(|e| classify_io(pid, &e))?;

@@ -108,6 +108,8 @@ fn measure_cost(server: &Server, control: &mut Control) -> Cost {
             c.metric("reactor_wakeups_total{worker=\"0\"}").unwrap_or(0.0),
         )
     };
+    // A server gone mid-window reads as no CPU; the verdict then fails on
+    // the counters, which stop answering.
     let cpu = crate::inspect::cpu_time(server.pid).unwrap_or_default();
     let (orphans, wakeups) = counters(control);
     let window = Instant::now();
@@ -167,7 +169,8 @@ fn progress(out: &mut impl Write, phase: &str, done: usize, total: usize) {
         "#".repeat(filled),
         "-".repeat(width - filled)
     );
-    let _ = out.flush();
+    // A progress bar nobody reads is no loss.
+    let _nobody_to_tell = out.flush();
 }
 
 /// Run the demo, writing the report to `out`.
@@ -176,17 +179,20 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
     let server = spawn_server(o)?;
     let mut control =
         Control::connect(server.addr).map_err(|e| format!("control connection: {e}"))?;
-    let _ = writeln!(
+    crate::say!(
         out,
         "leak-demo: server pid {} on {} under RLIMIT_NOFILE {}, heartbeat every {:?}",
-        server.pid, server.addr, o.fd_limit, o.interval
+        server.pid,
+        server.addr,
+        o.fd_limit,
+        o.interval
     );
     let take = |pid| snapshot(pid).map_err(|e| e.to_string());
     // One answered request: the worker is up and has made its housekeeping timer.
     control.metrics().map_err(|e| format!("the server does not answer: {e}"))?;
     let base = take(server.pid)?;
     let baseline = base.count(FdKind::Timerfd);
-    let _ = writeln!(
+    crate::say!(
         out,
         "baseline: {} fds, {} timerfd(s) (the server's housekeeping timer)\n",
         base.fds.len(),
@@ -265,9 +271,8 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
         ok,
     };
 
-    let _ = write!(out, "{}", table(&samples));
-    let _ = write!(out, "\n{}", chart(&samples, baseline));
-    let _ = writeln!(
+    crate::say!(out, "{}\n{}", table(&samples).trim_end(), chart(&samples, baseline).trim_end());
+    crate::say!(
         out,
         "\nverdict: fixed {:+} timerfds after {} streams; leaky {:+} after {} streams ({}); \
          limit {}; server {}; {:.1}s in all",
@@ -280,7 +285,7 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
         if alive { "still answering" } else { "NOT answering" },
         started.elapsed().as_secs_f64()
     );
-    let _ = writeln!(
+    crate::say!(
         out,
         "cost at the limit, over {:.1}s: {:.0} orphan timer expirations/s ({} leaked timers every {:?}: {:.0}/s expected), \
          {:.0} epoll wake-ups/s, {:.1}% of one core (CPU time counts in {} ms ticks)",
@@ -293,7 +298,7 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
         cost.cpu_percent,
         1000 / rustix::param::clock_ticks_per_second().max(1),
     );
-    let _ = writeln!(
+    crate::say!(
         out,
         "{}",
         if ok {
@@ -305,7 +310,7 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
     if let Some(path) = &o.svg {
         std::fs::write(path, svg(&samples, baseline, o.fd_limit))
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        let _ = writeln!(out, "chart written to {}", path.display());
+        crate::say!(out, "chart written to {}", path.display());
     }
     Ok(verdict)
 }
@@ -313,14 +318,14 @@ pub fn run(o: &Options, out: &mut impl Write) -> Result<Verdict, String> {
 /// The side-by-side table: fixed rows, then leaky rows.
 pub fn table(samples: &[Sample]) -> String {
     let mut t = String::new();
-    let _ = writeln!(
+    let _infallible = writeln!(
         t,
         "{:>6} {:>9} {:>9} {:>7} {:>8}",
         "route", "closed", "timerfds", "fds", "refused"
     );
     for s in samples {
         let route = if s.leaky { "leaky" } else { "fixed" };
-        let _ = writeln!(
+        let _infallible = writeln!(
             t,
             "{route:>6} {:>9} {:>9} {:>7} {:>8}",
             s.closed, s.timerfds, s.fds, s.refused
@@ -336,7 +341,7 @@ pub fn chart(samples: &[Sample], baseline: usize) -> String {
     let mut c = String::from("timerfds held by the server, one column per batch\n");
     for row in (0..ROWS).rev() {
         let level = row * max / (ROWS - 1);
-        let _ = write!(c, "{level:>6} |");
+        let _infallible = write!(c, "{level:>6} |");
         for s in samples {
             let y = s.timerfds * (ROWS - 1) / max;
             c.push(if y == row {
@@ -349,8 +354,8 @@ pub fn chart(samples: &[Sample], baseline: usize) -> String {
         }
         c.push('\n');
     }
-    let _ = writeln!(c, "       +{}", "-".repeat(samples.len()));
-    let _ = writeln!(
+    let _infallible = writeln!(c, "       +{}", "-".repeat(samples.len()));
+    let _infallible = writeln!(
         c,
         "        f = after a batch on /stream/fixed (flat), L = after a batch on /stream/leaky (climbs)"
     );
@@ -377,16 +382,16 @@ pub fn svg(samples: &[Sample], baseline: usize, fd_limit: u64) -> String {
     );
     for k in 0..=4 {
         let v = (max * k as f64 / 4.0) as usize;
-        let _ = writeln!(s, "<text x=\"6\" y=\"{:.1}\">{v}</text>", y(v) + 4.0);
+        let _infallible = writeln!(s, "<text x=\"6\" y=\"{:.1}\">{v}</text>", y(v) + 4.0);
     }
     let limit_y = y(fd_limit as usize);
-    let _ = writeln!(
+    let _infallible = writeln!(
         s,
         "<line x1=\"{pad}\" y1=\"{limit_y:.1}\" x2=\"{}\" y2=\"{limit_y:.1}\" stroke=\"#57606a\" stroke-dasharray=\"6 4\"/>\n<text x=\"{pad}\" y=\"{:.1}\" dx=\"4\" fill=\"#57606a\">fd limit: EMFILE here</text>",
         w - pad,
         limit_y - 6.0
     );
-    let _ = writeln!(
+    let _infallible = writeln!(
         s,
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">batches of streams opened and closed</text>",
         w / 2.0,
@@ -402,13 +407,13 @@ pub fn svg(samples: &[Sample], baseline: usize, fd_limit: u64) -> String {
             .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.timerfds)))
             .collect();
         if let Some(last) = pts.last() {
-            let _ = writeln!(
+            let _infallible = writeln!(
                 s,
                 "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2.5\" points=\"{}\"/>",
                 pts.join(" ")
             );
             let (lx, ly) = last.split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(
+            let _infallible = writeln!(
                 s,
                 "<text x=\"{lx}\" y=\"{ly}\" dy=\"-8\" text-anchor=\"end\" fill=\"{color}\">{label}</text>"
             );

@@ -17,8 +17,9 @@ impl Snapshot {
         let ratio = self
             .usage_ratio()
             .map_or(String::new(), |r| format!(" ({:.2}% of the soft limit)", r * 100.0));
-        let _ = writeln!(o, "process {} ({}), {} thread(s)", self.pid, self.name, self.threads);
-        let _ = writeln!(
+        let _infallible =
+            writeln!(o, "process {} ({}), {} thread(s)", self.pid, self.name, self.threads);
+        let _infallible = writeln!(
             o,
             "fds: {} open{ratio}; nofile soft {} hard {}; FDSize {}",
             self.fds.len(),
@@ -28,12 +29,12 @@ impl Snapshot {
         );
         let kinds: Vec<String> =
             FdKind::ALL.iter().map(|k| format!("{} {}", k.name(), self.count(*k))).collect();
-        let _ = writeln!(o, "by kind: {}", kinds.join(", "));
+        let _infallible = writeln!(o, "by kind: {}", kinds.join(", "));
         if self.vanished > 0 {
-            let _ = writeln!(o, "({} fd(s) closed while being read)", self.vanished);
+            let _infallible = writeln!(o, "({} fd(s) closed while being read)", self.vanished);
         }
-        let _ = writeln!(o, "\ntimerfds ({}):", self.count(FdKind::Timerfd));
-        let _ = writeln!(
+        let _infallible = writeln!(o, "\ntimerfds ({}):", self.count(FdKind::Timerfd));
+        let _infallible = writeln!(
             o,
             "  {:>5}  {:<21} {:<22} {:>16} {:>14} {:>6}",
             "fd", "clock", "flags", "remaining", "interval", "ticks"
@@ -58,25 +59,26 @@ impl Snapshot {
                     format!("{:?}", t.interval)
                 };
                 let flags = if flags.is_empty() { "relative".to_string() } else { flags.join("|") };
-                let _ = writeln!(
+                let _infallible = writeln!(
                     o,
                     "  {:>5}  {:<21} {:<22} {:>16} {:>14} {:>6}",
                     e.fd, t.clock, flags, state, interval, t.ticks
                 );
             }
         }
-        let _ = writeln!(
+        let _infallible = writeln!(
             o,
             "  legend: remaining/interval are it_value/it_interval from fdinfo. ticks are expirations not\n  yet read, and they lag: the kernel advances a periodic timer's count only when it is read\n  or queried (read, timerfd_gettime), so a timer nobody reads shows 1 however often it fired.\n  (util-linux lsfd shows such timerfd columns only from 2.40; Debian 12 ships 2.38.)"
         );
         for e in self.fds.iter().filter(|e| e.kind == FdKind::Eventpoll) {
-            let _ = writeln!(o, "\nepoll fd {} watches {} fd(s):", e.fd, e.watches.len());
+            let _infallible = writeln!(o, "\nepoll fd {} watches {} fd(s):", e.fd, e.watches.len());
             for w in &e.watches {
                 let what = match self.resolve(w) {
                     Some(t) => format!("{:<9} {}", t.kind.name(), t.target),
                     None => "(not in this process's fd table: closed, or another process's)".into(),
                 };
-                let _ = writeln!(o, "  {:>5}  {:<20} {}", w.fd, events_name(w.events), what);
+                let _infallible =
+                    writeln!(o, "  {:>5}  {:<20} {}", w.fd, events_name(w.events), what);
             }
         }
         o
@@ -127,6 +129,7 @@ impl Snapshot {
 
     /// The machine report, as one line of JSON.
     pub fn to_json(&self) -> String {
+        // JSON of a struct of strings and numbers cannot fail.
         serde_json::to_string(&self.report()).unwrap_or_default()
     }
 }
@@ -266,7 +269,7 @@ pub fn watch(
         let snap = match snapshot(pid) {
             Ok(s) => s,
             Err(InspectError::NoProcess(_)) if prev.is_some() => {
-                let _ = writeln!(out, "process {pid} exited");
+                crate::say!(out, "process {pid} exited");
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -280,6 +283,7 @@ pub fn watch(
                 deltas: d,
                 report: snap.report(),
             };
+            // JSON of a struct of strings and numbers cannot fail.
             serde_json::to_string(&line).unwrap_or_default()
         } else {
             format!(
