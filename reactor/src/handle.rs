@@ -51,9 +51,30 @@ fn is_live(w: &WeakOwner, id: SourceId) -> bool {
 }
 
 /// A handle that no longer refers to any reactor: what `detach` leaves
-/// behind, so that its `Drop` removes nothing.
+/// behind, so that its `Drop` removes nothing. (Never upgraded: a `Weak`
+/// made by `Weak::new` has no value, so these methods never run.)
 pub(crate) fn nobody() -> WeakOwner {
-    Weak::<crate::reactor::Inner<()>>::new()
+    struct Nobody;
+    impl Owner for Nobody {
+        fn remove(&self, _: SourceId) {}
+        fn set_timer(&self, _: SourceId, _: Option<Expiration>) -> Result<(), Error> {
+            Err(Error::Gone)
+        }
+        fn set_leeway(&self, _: SourceId, _: Duration) -> Result<(), Error> {
+            Err(Error::Gone)
+        }
+        fn is_live(&self, _: SourceId) -> bool {
+            false
+        }
+        fn detach(&self, _: SourceId) {}
+        fn modify_io(&self, _: Token, _: Interest) -> Result<(), Error> {
+            Err(Error::Gone)
+        }
+        fn timer_fd(&self, _: Token) -> Option<RawFd> {
+            None
+        }
+    }
+    Weak::<Nobody>::new()
 }
 
 /// Whether a timer owns its own timerfd or shares its clock's heap.

@@ -362,11 +362,25 @@ pub fn chart(samples: &[Sample], baseline: usize) -> String {
     c
 }
 
+/// Axis ticks for values up to `top`: 0 and multiples of a round step (1,
+/// 2 or 5 times a power of ten), about four of them, the last at or above
+/// `top`.
+pub fn ticks(top: usize) -> Vec<usize> {
+    let rough = top.max(1).div_ceil(4);
+    let mut decade = 1;
+    while decade * 10 <= rough {
+        decade *= 10;
+    }
+    let step = [1, 2, 5, 10].into_iter().map(|m| m * decade).find(|s| *s >= rough).unwrap_or(rough);
+    (0..).map(|k| k * step).take_while(|v| *v < top + step).collect()
+}
+
 /// The same chart as an SVG picture.
 pub fn svg(samples: &[Sample], baseline: usize, fd_limit: u64) -> String {
     let (w, h, pad) = (720.0, 360.0, 48.0);
     let top = samples.iter().map(|s| s.timerfds).max().unwrap_or(1).max(baseline + 1);
-    let max = (top as f64).max(fd_limit as f64) * 1.1;
+    let ticks = ticks(top.max(fd_limit as usize));
+    let max = ticks.last().copied().unwrap_or(1).max(1) as f64;
     let n = samples.len().max(2) as f64;
     let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
     let y = |v: usize| h - pad - (h - 2.0 * pad) * v as f64 / max;
@@ -380,8 +394,7 @@ pub fn svg(samples: &[Sample], baseline: usize, fd_limit: u64) -> String {
         h - pad,
         h - pad
     );
-    for k in 0..=4 {
-        let v = (max * k as f64 / 4.0) as usize;
+    for v in ticks {
         let _infallible = writeln!(s, "<text x=\"6\" y=\"{:.1}\">{v}</text>", y(v) + 4.0);
     }
     let limit_y = y(fd_limit as usize);
@@ -441,11 +454,23 @@ mod tests {
         v
     }
 
+    /// The row (0 = top) of each sample's point in the text chart.
+    fn rows(c: &str, n: usize) -> Vec<usize> {
+        let grid: Vec<&str> = c.lines().skip(1).take(10).collect();
+        (0..n)
+            .map(|i| {
+                let at = |l: &&str| l.chars().nth(8 + i).is_some_and(|ch| ch == 'f' || ch == 'L');
+                grid.iter().position(at).expect("every sample has a point")
+            })
+            .collect()
+    }
+
     #[test]
     fn chart_and_table_show_flat_then_climbing() {
         let c = chart(&samples(), 1);
-        assert!(c.contains("fffL") || c.lines().any(|l| l.contains('f')), "{c}");
-        assert_eq!(c.matches('L').count(), 3 + 1, "{c}"); // three points and the legend
+        let rows = rows(&c, 6);
+        assert!(rows[..3].iter().all(|&r| r == rows[0]), "fixed is flat: {rows:?}\n{c}");
+        assert!(rows[3..].windows(2).all(|w| w[1] < w[0]), "leaky climbs: {rows:?}\n{c}");
         let t = table(&samples());
         assert_eq!(t.lines().count(), 7);
         let svg = svg(&samples(), 1, 256);
@@ -454,5 +479,20 @@ mod tests {
                 && svg.contains("polyline")
                 && svg.trim_end().ends_with("</svg>")
         );
+    }
+
+    /// Round axis ticks: 0, then multiples of 1, 2 or 5 times a power of
+    /// ten, reaching the top (they once read 70/140/211/281).
+    #[test]
+    fn axis_ticks_are_round() {
+        for top in [1, 7, 99, 256, 281, 1000, 4096, 20_000] {
+            let t = ticks(top);
+            let step = t[1];
+            let lead = step / 10usize.pow(step.ilog10());
+            assert!([1, 2, 5].contains(&lead) && step % 10usize.pow(step.ilog10()) == 0, "{t:?}");
+            assert!(t.windows(2).all(|w| w[1] - w[0] == step), "{t:?}");
+            assert!(*t.last().unwrap() >= top && t.len() <= 6, "{top}: {t:?}");
+        }
+        assert_eq!(ticks(256), [0, 100, 200, 300]);
     }
 }
