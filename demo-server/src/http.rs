@@ -367,14 +367,32 @@ fn respond(
     if let Some(secs) = retry_after {
         let _infallible = write!(head, "Retry-After: {secs}\r\n");
     }
+    // A refusal's reason in a header too: an answer to HEAD has no body, and
+    // a page whose EventSource was refused asks with HEAD (the dashboard
+    // does), so it learns why without opening a stream.
+    let reason = (status.code() >= 400).then(|| reason_line(body)).flatten();
+    if let Some(reason) = reason {
+        let _infallible = write!(head, "X-Reason: {reason}\r\n");
+    }
     if origin == Origin::Any {
         head.push_str("Access-Control-Allow-Origin: *\r\n");
+        if reason.is_some() || retry_after.is_some() {
+            head.push_str("Access-Control-Expose-Headers: X-Reason, Retry-After\r\n");
+        }
     }
     head.push_str("\r\n");
     out.extend_from_slice(head.as_bytes());
     if !head_only {
         out.extend_from_slice(body);
     }
+}
+
+/// The first line of a plain-text body, if it can be a header value
+/// (visible ASCII and spaces only).
+fn reason_line(body: &[u8]) -> Option<&str> {
+    let line = std::str::from_utf8(body).ok()?.lines().next()?.trim();
+    let printable = line.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    (!line.is_empty() && printable).then_some(line)
 }
 
 /// The plain-text error response for `status`.
@@ -395,7 +413,7 @@ pub const GONE_FOR_GOOD: &[u8] =
 /// A 503 sent to a connection refused before it was read (`--max-conns`, or
 /// the spare-fd trick under EMFILE): the server is full now, so it says to
 /// come back in a second, in the body and in `Retry-After`.
-pub const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 47\r\nRetry-After: 1\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n503: the server is full; try again in a second\n";
+pub const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 47\r\nRetry-After: 1\r\nX-Reason: 503: the server is full; try again in a second\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: X-Reason, Retry-After\r\n\r\n503: the server is full; try again in a second\n";
 
 #[cfg(test)]
 mod tests {
@@ -629,6 +647,20 @@ mod tests {
         let mut private = Vec::new();
         private_response(&mut private, "application/json", b"{}", false);
         assert!(!String::from_utf8_lossy(&private).contains("Access-Control"));
+    }
+
+    /// A refusal says why in a header too, so an answer to HEAD carries it.
+    #[test]
+    fn a_refusal_says_why_in_a_header_that_a_page_may_read() {
+        let mut out = Vec::new();
+        unavailable(&mut out, "503: capped until a restart\nmore\n", None, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("X-Reason: 503: capped until a restart\r\n"), "{text}");
+        assert!(text.contains("Access-Control-Expose-Headers: X-Reason"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"), "HEAD: no body");
+        let mut ok = Vec::new();
+        response(&mut ok, Status::Ok, "text/plain", b"fine", true, false);
+        assert!(!String::from_utf8(ok).unwrap().contains("X-Reason"));
     }
 
     /// `Retry-After` only where waiting helps, so it never contradicts a body.

@@ -69,3 +69,33 @@ fn localhost_port_and_byte_sizes_are_accepted() {
     let server = Server::start(&["--max-buffered", "1m"]);
     assert_eq!(common::get(server.addr, "/metrics").status, 200);
 }
+
+/// A wildcard bind prints addresses a browser on this host can open (the
+/// loopback one), and says it listens on every address; the banner's
+/// contract holds, so the launcher still finds the port.
+#[test]
+fn a_wildcard_bind_prints_a_url_a_browser_can_open() {
+    let child = Command::new(env!("CARGO_BIN_EXE_demo-server"))
+        .args(["serve", "--addr", "0.0.0.0:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut p = Proc::from(child);
+    let mut out = BufReader::new(p.child.stdout.take().unwrap());
+    let banner = demo_server::launcher::Banner::read(&mut out).unwrap();
+    assert!(banner.addr.ip().is_loopback(), "{}", banner.text);
+    assert!(
+        banner.text.contains("every other address of this host: --addr 0.0.0.0:"),
+        "{}",
+        banner.text
+    );
+    assert!(
+        !banner.text.contains("http://0.0.0.0"),
+        "no URL a browser cannot open: {}",
+        banner.text
+    );
+    assert_eq!(banner.pid, Some(p.pid()));
+    assert_eq!(common::get(banner.addr, "/metrics").status, 200);
+}

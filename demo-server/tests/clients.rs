@@ -427,6 +427,34 @@ fn off_loopback_the_dashboard_holds_only_the_streams_the_browser_can_open() {
     assert_eq!(status, json!(200));
 }
 
+/// A stream the server refuses reaches an EventSource as a bare error: the
+/// page asks the server why (HEAD, which opens nothing) and says so.
+#[test]
+fn the_dashboard_says_why_the_server_refused_a_stream() {
+    if !have("chromium") {
+        return;
+    }
+    let server = Server::start(&["--interval", "1s", "--max-orphans", "5"]);
+    let mut browser = Browser::launch();
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
+    );
+    browser.call("Page.navigate", json!({ "url": format!("http://{}/", server.addr) }));
+    assert!(wait_until(Duration::from_secs(20), || browser.text("srv-fixed") == "0"));
+    browser.eval("document.getElementById('count').value = '8'");
+    browser.eval("document.getElementById('open-leaky').click()");
+    let said = wait_until(SOON * 2, || browser.text("refused").contains("--max-orphans 5"));
+    let note = browser.text("refused");
+    assert!(said, "the page did not say why: {note:?}");
+    assert!(note.starts_with("The server refused 3 leaky streams: 503: "), "{note}");
+    assert!(browser.wait_text("page-leaky", "5", SOON), "five opened");
+    browser.screenshot("dashboard-refused.png");
+    // Asking why opened no stream: still five leaky timers, not six.
+    assert_eq!(server.metric("demo_server_streams_active{route=\"leaky\"}"), 5.0);
+    assert_eq!(server.metric("demo_server_orphan_timers{route=\"leaky\"}"), 0.0);
+}
+
 #[test]
 fn near_the_fd_limit_the_dashboard_warns_and_draws_the_limit() {
     if !have("chromium") {
