@@ -12,13 +12,20 @@
 //! reason.
 //!
 //! Taken every 500 ms for good, the census alone cost a fifth of what 2,000
-//! streams' heartbeats cost. So it runs every [`PERIOD`] only while someone
-//! is watching: a `/stream/stats` subscriber, or a `/metrics` scrape in the
-//! last [`WATCH_SPAN`] (which covers Prometheus's usual 15–60 s interval).
-//! Otherwise it runs every [`IDLE_PERIOD`], enough for the dashboard's
-//! history. A read that finds the thread idle wakes it, so the reading
-//! after a first scrape is fresh again; however many clients read, the
-//! census runs at most once per [`PERIOD`].
+//! streams' heartbeats cost, and while a scrape in the last minute kept it
+//! at that cadence, Prometheus (every 15 s) kept the tax on for good. So:
+//!
+//! * it runs every [`IDLE_PERIOD`] (5 s) on its own, enough for the
+//!   dashboard's history;
+//! * a `/metrics` scrape asks for one census if the latest is older than
+//!   [`PERIOD`]: at most one census per scrape, taken at once on the census
+//!   thread, for the next scrape (the answer reports its reading's age);
+//! * every [`PERIOD`] only while a dashboard watches (a `/stream/stats`
+//!   subscriber, for [`WATCH_SPAN`] after its last snapshot).
+//!
+//! However many clients read, the census runs at most once per [`PERIOD`].
+//! The first census is taken once the workers exist (`serve` starts the
+//! census after them), so the first scrape counts their fds too.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +42,9 @@ pub const IDLE_PERIOD: Duration = Duration::from_secs(5);
 pub const WATCH_SPAN: Duration = Duration::from_secs(60);
 
 /// One census: the counts and when they were taken.
+///
+/// (A census a scrape asks for is taken right away, for the next scrape;
+/// the scrape itself answers with the latest reading and its age.)
 #[derive(Debug, Clone, Copy)]
 pub struct Reading {
     /// What `/proc/self/fd` held.
@@ -61,11 +71,21 @@ impl Reading {
 #[derive(Debug)]
 pub struct Census {
     latest: Mutex<Reading>,
-    /// When someone last read the census as a watcher (see [`Census::watch`]).
-    watched: Mutex<Option<Instant>>,
+    /// When someone last read the census as a watcher (see [`Census::watch`]),
+    /// and whether a scrape asked for one census (see [`Census::scraped`]).
+    watched: Mutex<Wanted>,
     /// Wakes the thread out of an idle wait.
     poke: Condvar,
     periods: (Duration, Duration),
+}
+
+/// What the readers want of the census thread.
+#[derive(Debug, Default)]
+struct Wanted {
+    /// A dashboard read at this instant: every [`PERIOD`] for [`WATCH_SPAN`].
+    watcher: Option<Instant>,
+    /// A scrape asked for one census, the next that [`PERIOD`] allows.
+    one: bool,
 }
 
 impl Census {
@@ -92,26 +112,27 @@ impl Census {
     fn with_periods(period: Duration, idle: Duration) -> Census {
         Census {
             latest: Mutex::new(Reading::take()),
-            watched: Mutex::new(None),
+            watched: Mutex::new(Wanted::default()),
             poke: Condvar::new(),
             periods: (period, idle),
         }
     }
 
-    /// Whether someone read the census as a watcher within [`WATCH_SPAN`].
-    fn is_watched(watched: &Option<Instant>) -> bool {
-        watched.is_some_and(|at| at.elapsed() < WATCH_SPAN)
+    /// Whether a dashboard read the census as a watcher within [`WATCH_SPAN`].
+    fn is_watched(wanted: &Wanted) -> bool {
+        wanted.watcher.is_some_and(|at| at.elapsed() < WATCH_SPAN)
     }
 
     /// Sleep until the next census is due: `period` after the last one
-    /// while watched, `idle` after it otherwise, or sooner if a watcher
-    /// arrives while idle (but never sooner than `period` after the last).
+    /// while watched or asked for by a scrape, `idle` after it otherwise
+    /// (never sooner than `period` after the last).
     fn wait_for_next(&self) {
         let (period, idle) = self.periods;
         let last = self.latest().taken;
         let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let after = if Census::is_watched(&watched) { period } else { idle };
+            let soon = Census::is_watched(&watched) || watched.one;
+            let after = if soon { period } else { idle };
             // A period past `Instant`'s range (`Duration::MAX`) never falls
             // due: only a watcher's poke ends the wait.
             let Some(due) = last.checked_add(after) else {
@@ -120,6 +141,7 @@ impl Census {
             };
             let now = Instant::now();
             if now >= due {
+                watched.one = false;
                 return;
             }
             let wait = self.poke.wait_timeout(watched, due - now);
@@ -139,18 +161,34 @@ impl Census {
         *self.latest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The latest reading, for a watcher: from now on for [`WATCH_SPAN`]
+    /// The latest reading, for a dashboard: from now on for [`WATCH_SPAN`]
     /// the census runs every period, and an idle census thread wakes at
     /// once. O(1); the reading returned is the one already taken.
     pub fn watch(&self) -> Reading {
         let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
         let was_watched = Census::is_watched(&watched);
-        *watched = Some(Instant::now());
+        watched.watcher = Some(Instant::now());
         drop(watched);
         if !was_watched {
             self.poke.notify_one();
         }
         self.latest()
+    }
+
+    /// The latest reading, for a scrape: if it is older than the period,
+    /// one census is taken at once on the census thread, for the next
+    /// scrape. The cadence does not change. O(1).
+    pub fn scraped(&self) -> Reading {
+        let latest = self.latest();
+        if latest.age() >= self.periods.0 {
+            let mut wanted = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+            if !wanted.one {
+                wanted.one = true;
+                drop(wanted);
+                self.poke.notify_one();
+            }
+        }
+        latest
     }
 }
 
@@ -198,6 +236,21 @@ mod tests {
         assert!(taken.len() >= 3, "the census kept running: {taken:?}");
         let gaps: Vec<Duration> = taken.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.iter().all(|&g| g >= period), "censuses closer than {period:?}: {gaps:?}");
+    }
+
+    /// A scrape asks for one census, and does not keep the cadence up:
+    /// Prometheus scraping every 15 s costs one census per scrape.
+    #[test]
+    fn a_scrape_takes_one_census_and_leaves_the_cadence_idle() {
+        crate::procfs::init();
+        let census = Census::start(Duration::from_millis(20), Duration::MAX).unwrap();
+        let first = census.latest().taken;
+        std::thread::sleep(Duration::from_millis(30)); // older than the period
+        assert_eq!(census.scraped().taken, first, "the scrape answers with what it has");
+        wait_for_new_reading(&census, first);
+        let second = census.latest().taken;
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(census.latest().taken, second, "one census per scrape, then idle again");
     }
 
     #[test]

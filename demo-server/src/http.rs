@@ -668,7 +668,7 @@ mod tests {
     fn retry_after_only_when_asked() {
         let mut out = Vec::new();
         unavailable(&mut out, "capped until a restart", None, false);
-        assert!(!String::from_utf8_lossy(&out).contains("Retry-After"));
+        assert!(!String::from_utf8_lossy(&out).contains("\r\nRetry-After:"));
         let mut out = Vec::new();
         unavailable(&mut out, "full: try again in 2 s", Some(2), false);
         assert!(String::from_utf8_lossy(&out).contains("Retry-After: 2\r\n"));

@@ -147,14 +147,21 @@ impl Metrics {
     }
 
     /// The latest fd census (read on the spot, if no census thread was
-    /// given). A `watcher` (a `/metrics` scrape, a stats subscriber) keeps
-    /// the census thread at its short period; the history's own sampling
-    /// does not.
-    fn census(&self, watcher: bool) -> crate::census::Reading {
+    /// given), for a scrape (which asks for one census if it is old) or for
+    /// the history's own sampling (which does not).
+    fn census(&self, scrape: bool) -> crate::census::Reading {
         match &self.census {
-            Some(c) if watcher => c.watch(),
+            Some(c) if scrape => c.scraped(),
             Some(c) => c.latest(),
             None => Census::now().latest(),
+        }
+    }
+
+    /// Take a census now, on this thread (once, at start, when the workers
+    /// are ready).
+    pub fn census_now(&self) {
+        if let Some(c) = &self.census {
+            c.refresh();
         }
     }
 

@@ -151,7 +151,6 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     }
     listeners.insert(0, first);
     cfg.addr = local;
-    banner(&cfg, fd_limit);
 
     let cfg = Arc::new(cfg);
     let census = crate::census::Census::start(crate::census::PERIOD, crate::census::IDLE_PERIOD)
@@ -168,20 +167,28 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
         let spawned =
             std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || {
                 let _guard = guard;
-                let made = Reactor::<Worker>::try_new().and_then(|r| r.waker().map(|w| (r, w)));
                 // A send fails only if `serve` stopped listening, having
                 // given up already: then nobody is left to tell.
-                let reactor = match made {
-                    Ok((r, w)) => {
-                        let _serve_gave_up = tx.send(Ok(w));
-                        r
-                    }
+                let made = Reactor::<Worker>::try_new().and_then(|r| r.waker().map(|w| (r, w)));
+                let (reactor, waker) = match made {
+                    Ok(made) => made,
                     Err(e) => {
                         let _serve_gave_up = tx.send(Err(e));
                         return Err(e);
                     }
                 };
-                crate::worker::run(index, cfg, metrics, fd, &shutdown, &reactor)
+                // Ready once it listens: `serve` waits for every worker.
+                let told = std::cell::Cell::new(false);
+                let ready = || {
+                    told.set(true);
+                    let _serve_gave_up = tx.send(Ok(waker));
+                };
+                let result =
+                    crate::worker::run(index, cfg, metrics, fd, &shutdown, &reactor, ready);
+                if let (Err(e), false) = (&result, told.get()) {
+                    let _serve_gave_up = tx.send(Err(*e));
+                }
+                result
             });
         threads.push(spawned.map_err(|e| ServeError::Worker(e.to_string()))?);
     }
@@ -193,6 +200,10 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
             Err(_) => break,
         }
     }
+    // Every worker listens: the first census counts their fds, and only now
+    // does the banner say where to connect.
+    metrics.census_now();
+    banner(&cfg, fd_limit);
     // A signal that arrived before the wakers were registered set the flag;
     // wake everyone once more so nobody sleeps through it.
     main.run_until_timeout(Duration::MAX, || shutdown.load(Relaxed) || ended.load(Relaxed))?;

@@ -162,6 +162,7 @@ pub(crate) fn run(
     listener: OwnedFd,
     shutdown: &AtomicBool,
     reactor: &Reactor<Worker>,
+    ready: impl FnOnce(),
 ) -> Result<(), reactor::Error> {
     let test_panic = index == 0 && std::env::var_os("DEMO_SERVER_TEST_PANIC").is_some();
     let mut w = Worker {
@@ -183,6 +184,8 @@ pub(crate) fn run(
     let every = Expiration::every(STATS_PERIOD);
     w.stats_timer =
         Some(reactor.add_timer(HOUSEKEEPING, every, |ctx, _| on(ctx, WorkerEvent::Stats))?);
+    metrics.publish(index, reactor.stats());
+    ready();
     let mut backoff = Backoff::default();
     // During a shutdown: (no earlier than, at the latest).
     let mut drain: Option<(Instant, Instant)> = None;

@@ -223,22 +223,50 @@ fn a_long_pipeline_is_answered_in_full_and_in_order_even_after_a_half_close() {
     }
 }
 
+/// The first scrape after start is true: the census it reads was taken
+/// once every worker was set up (before the banner), not before they existed.
+#[test]
+fn the_first_scrape_counts_the_workers_fds() {
+    for workers in ["1", "2"] {
+        let server = Server::start(&["--interval", "1s", "--workers", workers]);
+        let text = server.metrics();
+        let sample = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+        };
+        // Everything but the scrape's own connection, which came after it.
+        let kernel = server.settled_fds(workers.parse().unwrap());
+        assert_eq!(
+            sample("process_open_fds") as usize,
+            kernel,
+            "{workers} workers: {:?}",
+            server.links()
+        );
+        assert_eq!(
+            sample("demo_server_timerfds_open") as usize,
+            server.timerfds(),
+            "{workers} workers"
+        );
+        assert!(sample("demo_server_timerfds_open") >= 1.0, "the housekeeping heap's timerfd");
+    }
+}
+
 #[test]
 fn fd_counts_come_from_a_census_that_says_how_old_it_is() {
     let server = Server::start(&["--interval", "1s"]);
-    // Unwatched, the census runs every IDLE_PERIOD; the first scrape may
-    // find one that old, and wakes the census thread.
+    // On its own the census runs every IDLE_PERIOD.
     let idle = demo_server::census::IDLE_PERIOD.as_secs_f64();
     let age = server.metric("demo_server_fd_census_age_seconds");
     assert!((0.0..idle + 2.0).contains(&age), "census age {age}");
-    // Watched (a scrape in the last WATCH_SPAN), it is at most a period
-    // or two old.
+    // A scrape that finds it older than a period asks for one census, for
+    // the next scrape: scraping again, it is soon at most a period or two old.
     let period = demo_server::census::PERIOD.as_secs_f64();
     assert!(
         common::wait_until(SOON, || {
             server.metric("demo_server_fd_census_age_seconds") < 2.0 * period + 0.5
         }),
-        "a watched census stayed old"
+        "a scraped census stayed old"
     );
     let before = server.metric("process_open_fds");
     let streams: Vec<TcpStream> =
