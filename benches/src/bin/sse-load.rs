@@ -36,6 +36,16 @@
 //! `--tsv FILE` writes K, server, and the medians of CPU per heartbeat and
 //! RSS per stream, for `scripts/plot-scaling.sh`.
 //!
+//! `--scrape-every 15s` scrapes the demo servers' `/metrics` that often
+//! during the measured window (the first scrape at its start), as
+//! Prometheus does, so the figures include what metrics cost:
+//!
+//! ```text
+//! cargo run --release --manifest-path benches/Cargo.toml --bin sse-load -- \
+//!     --streams 2000 --secs 15 --rounds 3 --scrape-every 15s \
+//!     --servers c-dedicated,demo-dedicated,c-shared,demo-shared
+//! ```
+//!
 //! `--strace` instead attaches `strace -c -f` to each server over the
 //! measured window and prints system calls per heartbeat (strace slows the
 //! server down, so that run's CPU figures mean nothing). `--perf` attaches
@@ -43,7 +53,7 @@
 //! samples fall: the kernel, the server's own code, libc, by thread.
 
 use std::cell::Cell;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -63,6 +73,7 @@ struct Args {
     strace: bool,
     perf: bool,
     tsv: Option<PathBuf>,
+    scrape_every: Option<Duration>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -75,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
         strace: false,
         perf: false,
         tsv: None,
+        scrape_every: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -96,8 +108,13 @@ fn parse_args() -> Result<Args, String> {
             "--strace" => a.strace = true,
             "--perf" => a.perf = true,
             "--tsv" => a.tsv = Some(PathBuf::from(value()?)),
+            "--scrape-every" => {
+                let v = value()?;
+                let ms = parse_ms(&v).ok_or(format!("--scrape-every {v}: not NNms or Ns"))?;
+                a.scrape_every = Some(Duration::from_millis(ms.max(1)));
+            }
             _ => {
-                return Err("usage: sse-load [--streams 1000,5000] [--secs 10] [--interval 100ms] [--rounds 1] [--strace | --perf] [--tsv FILE] [--servers demo-dedicated,demo-shared,axum,c-dedicated,c-shared]".into());
+                return Err("usage: sse-load [--streams 1000,5000] [--secs 10] [--interval 100ms] [--rounds 1] [--strace | --perf] [--tsv FILE] [--scrape-every 15s] [--servers demo-dedicated,demo-shared,axum,c-dedicated,c-shared]".into());
             }
         }
     }
@@ -298,6 +315,7 @@ fn measure(
     streams: usize,
     secs: u64,
     profiler: Option<Profiler>,
+    scrape_every: Option<Duration>,
 ) -> Measured {
     let reactor = Reactor::new().expect("reactor");
     let beats = Rc::new(Cell::new(0u64));
@@ -363,8 +381,30 @@ fn measure(
     let tracer = profiler.and_then(|how| start_strace(pid, &trace_out, how));
     let (beats0, cpu0, t0) = (beats.get(), thread_cpu_ns(pid), Instant::now());
     let end = t0 + Duration::from_secs(secs);
+    let scraper = scrape_every.map(|every| {
+        std::thread::spawn(move || {
+            let mut scrapes = 0;
+            let mut next = Instant::now();
+            while next < end {
+                if let Ok(mut c) = TcpStream::connect(addr) {
+                    let mut sink = Vec::new();
+                    let asked = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: load\r\nConnection: close\r\n\r\n");
+                    if asked.is_ok() && c.read_to_end(&mut sink).is_ok() {
+                        scrapes += 1;
+                    }
+                }
+                next += every;
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            scrapes
+        })
+    });
     while Instant::now() < end {
         let _ = reactor.turn(Some(end.saturating_duration_since(Instant::now())));
+    }
+    if let Some(s) = scraper {
+        let n = s.join().unwrap_or(0);
+        eprintln!("sse-load: {n} scrape(s) of /metrics in the window");
     }
     let (beats1, cpu1, wall) = (beats.get(), thread_cpu_ns(pid), t0.elapsed());
     let (all_ns, busiest_ns) = cpu_spent(&cpu0, &cpu1);
@@ -438,7 +478,8 @@ fn main() {
                 } else {
                     None
                 };
-                let r = measure(addr, pid, k, a.secs, profiler);
+                let scrape = a.scrape_every.filter(|_| name.starts_with("demo"));
+                let r = measure(addr, pid, k, a.secs, profiler, scrape);
                 println!(
                     "| {} | {name} | {k} | {} | {:.0} | {:.1}% | {:.2} | {:.2} | {:.2} |",
                     round + 1,
