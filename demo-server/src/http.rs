@@ -23,7 +23,7 @@ pub struct Request {
     /// `OPTIONS`: answered with [`preflight`].
     pub preflight: bool,
     /// A well-formed `Last-Event-ID` (a decimal up to
-    /// [`MAX_EVENT_ID`](crate::wire::MAX_EVENT_ID)); one that is not a
+    /// [`MAX_EVENT_ID`]); one that is not a
     /// decimal is ignored, a larger one is refused with 400.
     pub last_event_id: Option<u64>,
 }

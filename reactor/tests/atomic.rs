@@ -7,10 +7,9 @@ mod common;
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::{SOON, open_fds};
+use common::{SOON, open_fds, serial};
 use proptest::prelude::*;
 use reactor::{Clock, ClockTime, Error, Expiration, Reactor, Stats, Timer, TimerMode};
 use timerfd_sys::MAX_TIME;
@@ -43,13 +42,6 @@ fn far() -> Vec<Expiration> {
         Expiration::OnceAt(max_at),
         Expiration::EveryAt { first: max_at, period: MAX_TIME },
     ]
-}
-
-/// The tests here count this process's fds, so they run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What a reactor looks like from outside: its stats and the kernel's fd count.

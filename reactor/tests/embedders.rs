@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{SOON, open_fds, pair};
+use common::{SOON, open_fds, pair, serial};
 use reactor::channel::Event;
 use reactor::{Error, Expiration, Interest, Reactor, Signal, TimerMode};
 use rustix::io::Errno;
@@ -28,6 +28,7 @@ struct App {
 /// with `run_until_timeout_with`, `turn_with` and `run_with`.
 #[test]
 fn every_callback_kind_reaches_the_data_the_turn_was_given() {
+    let _serial = serial(); // these tests count fds
     let r = Reactor::<App>::try_new().unwrap();
     let every = Expiration::every(Duration::from_millis(1));
     let _d = r.add_timer(TimerMode::Dedicated, every, |ctx, n| ctx.data().dedicated += n).unwrap();
@@ -72,6 +73,7 @@ fn every_callback_kind_reaches_the_data_the_turn_was_given() {
 /// dereferences to the reactor, so callbacks call its methods directly.
 #[test]
 fn a_context_is_the_reactor_too() {
+    let _serial = serial(); // these tests count fds
     let r = Reactor::new().unwrap();
     let fired = Rc::new(Cell::new(false));
     let f = fired.clone();
@@ -96,6 +98,7 @@ fn a_context_is_the_reactor_too() {
 /// An idle hook takes itself out with `ctx.remove()`; no handle juggling.
 #[test]
 fn an_idle_hook_removes_itself() {
+    let _serial = serial(); // these tests count fds
     let r = Reactor::new().unwrap();
     let runs = Rc::new(Cell::new(0));
     let n = runs.clone();
@@ -125,6 +128,7 @@ fn blocking_pipe() -> (OwnedFd, OwnedFd) {
 /// and a regular file still gets epoll's own `EPERM`.
 #[test]
 fn blocking_fds_are_refused_with_a_typed_error_and_leave_nothing() {
+    let _serial = serial(); // these tests count fds
     let r = Reactor::new().unwrap();
     let before = r.stats();
     let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap(); // blocking
@@ -162,6 +166,7 @@ fn blocking_fds_are_refused_with_a_typed_error_and_leave_nothing() {
 /// registration.
 #[test]
 fn a_forgotten_borrowed_handle_cannot_touch_a_later_registration() {
+    let _serial = serial(); // these tests count fds
     let r = Reactor::new().unwrap();
     let (a, a_peer) = pair();
     let n = a.as_raw_fd();
@@ -184,6 +189,7 @@ fn a_forgotten_borrowed_handle_cannot_touch_a_later_registration() {
 /// core was borrowed (from a trace observer). Both now live outside it.
 #[test]
 fn stats_and_stop_work_from_inside_an_observer() {
+    let _serial = serial(); // these tests count fds
     let r = Rc::new(Reactor::new().unwrap());
     let seen = Rc::new(RefCell::new(Vec::new()));
     let (me, s) = (Rc::downgrade(&r), seen.clone());

@@ -9,21 +9,13 @@ mod common;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::{SOON, open_fds, open_timerfds, pair};
+use common::{SOON, open_fds, open_timerfds, pair, serial};
 use reactor::{Error, Expiration, Interest, Reactor, TimerMode, TraceEvent, trace::Observer};
 
 const MODES: [TimerMode; 2] = [TimerMode::Dedicated, TimerMode::Shared];
 const MS: Duration = Duration::from_millis(1);
-
-/// The tests here count this process's fds, so they run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Turn until a callback panics (bounded); returns the panic message.
 fn turn_until_panic(r: &Reactor) -> String {

@@ -14,3 +14,10 @@ pub fn pair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
     socketpair(AddressFamily::UNIX, SocketType::STREAM, flags, None).unwrap()
 }
+
+/// Tests that count this process's fds run one at a time within their
+/// binary: every such test (and every test beside it that opens fds) holds this.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -7,7 +7,7 @@
 //! | [`alloc`] | a global allocator that counts allocations |
 //! | [`tool`] | whether an external tool is installed, saying so when not |
 //! | [`wait`] | bounded polling for a condition |
-//! | [`server`] | (feature `server`) a `demo-server` child per test, on `demo-server`'s own launcher |
+//! | `server` | (feature `server`) a `demo-server` child per test, on `demo-server`'s own launcher |
 //! | [`http`] | one-request loopback HTTP clients |
 //! | [`text`] | comparing a doc's excerpt with a command's output, volatile fields masked |
 //! | [`strace`] | re-running a test under `strace -e inject=...`, so a chosen syscall fails underneath it |
