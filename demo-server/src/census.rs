@@ -30,7 +30,11 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::debug_fds::{self, Leaks};
 use crate::procfs::{FdCounts, ProcessStats};
+
+/// How long after a `/debug/fds` request the census keeps taking its report.
+pub const DEBUG_SPAN: Duration = Duration::from_secs(5);
 
 /// How often the census runs while someone watches.
 pub const PERIOD: Duration = Duration::from_millis(500);
@@ -77,6 +81,17 @@ pub struct Census {
     /// Wakes the thread out of an idle wait.
     poke: Condvar,
     periods: (Duration, Duration),
+    /// The `/debug/fds` report, taken with the census while someone asks.
+    debug: Option<Debug>,
+}
+
+/// What `/debug/fds` needs of the census thread.
+#[derive(Debug)]
+struct Debug {
+    leaks: Arc<Leaks>,
+    budget: usize,
+    /// The latest report, and when a request last asked for one.
+    latest: Mutex<(Option<Arc<String>>, Option<Instant>)>,
 }
 
 /// What the readers want of the census thread.
@@ -93,7 +108,24 @@ impl Census {
     /// every `period` while watched and every `idle` otherwise. The thread
     /// runs for the rest of the process (a server has one census).
     pub fn start(period: Duration, idle: Duration) -> std::io::Result<Arc<Census>> {
-        let census = Arc::new(Census::with_periods(period, idle));
+        Census::start_with(Census::with_periods(period, idle))
+    }
+
+    /// [`start`](Self::start), also taking the `/debug/fds` report (of at
+    /// most `budget` bytes, with `leaks` marked) while requests ask for it.
+    pub fn start_with_debug(
+        period: Duration,
+        idle: Duration,
+        leaks: Arc<Leaks>,
+        budget: usize,
+    ) -> std::io::Result<Arc<Census>> {
+        let mut census = Census::with_periods(period, idle);
+        census.debug = Some(Debug { leaks, budget, latest: Mutex::new((None, None)) });
+        Census::start_with(census)
+    }
+
+    fn start_with(census: Census) -> std::io::Result<Arc<Census>> {
+        let census = Arc::new(census);
         let ours = Arc::clone(&census);
         std::thread::Builder::new().name("fd-census".into()).spawn(move || {
             loop {
@@ -115,6 +147,7 @@ impl Census {
             watched: Mutex::new(Wanted::default()),
             poke: Condvar::new(),
             periods: (period, idle),
+            debug: None,
         }
     }
 
@@ -149,10 +182,38 @@ impl Census {
         }
     }
 
-    /// Count again, now, on the calling thread.
+    /// Count again, now, on the calling thread; and take the `/debug/fds`
+    /// report too if a request asked for one in the last [`DEBUG_SPAN`].
     pub fn refresh(&self) {
         let reading = Reading::take();
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = reading;
+        let Some(debug) = &self.debug else { return };
+        let asked = debug.latest.lock().unwrap_or_else(|p| p.into_inner()).1;
+        if asked.is_some_and(|at| at.elapsed() < DEBUG_SPAN) {
+            let report = Arc::new(debug_fds::report(&debug.leaks, debug.budget));
+            debug.latest.lock().unwrap_or_else(|p| p.into_inner()).0 = Some(report);
+        }
+    }
+
+    /// The latest `/debug/fds` report (or [`debug_fds::PENDING`] before the
+    /// first), asking for the next: one census, taken at once unless one
+    /// was taken in the last period. O(1) on the caller's thread.
+    pub fn debug_report(&self) -> Arc<String> {
+        let Some(debug) = &self.debug else { return Arc::new(debug_fds::PENDING.into()) };
+        let latest = {
+            let mut state = debug.latest.lock().unwrap_or_else(|p| p.into_inner());
+            state.1 = Some(Instant::now());
+            state.0.clone()
+        };
+        self.scraped(); // asks for one census if the last is older than a period
+        if latest.is_none() {
+            // The first report: ask even if the census itself is fresh.
+            let mut wanted = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+            wanted.one = true;
+            drop(wanted);
+            self.poke.notify_one();
+        }
+        latest.unwrap_or_else(|| Arc::new(debug_fds::PENDING.into()))
     }
 
     /// The latest reading: a copy, O(1). Reading it does not count as

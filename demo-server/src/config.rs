@@ -47,6 +47,10 @@ pub struct Config {
     /// The longest a shutdown lasts: it keeps answering (stream requests get
     /// 204) while clients of the ended streams come back, then closes.
     pub shutdown_grace: Duration,
+    /// Serve `/debug/fds` (the process's own fd table) although the server
+    /// does not listen on loopback only (`--debug-fds`). On loopback it is
+    /// served anyway.
+    pub debug_fds: bool,
     /// Run under this soft `RLIMIT_NOFILE` (`--fd-limit`), set by the server
     /// itself at start; `None` raises the soft limit to the hard one. It is
     /// how `leak-demo` and the tests make the fd limit bite early, with no
@@ -68,6 +72,7 @@ impl Default for Config {
             max_orphans: DEFAULT_MAX_ORPHANS,
             leaky_route: true,
             shutdown_grace: Duration::from_millis(1500),
+            debug_fds: false,
             fd_limit: None,
         }
     }
@@ -205,6 +210,12 @@ impl std::fmt::Display for SettingError {
 impl std::error::Error for SettingError {}
 
 impl Config {
+    /// Whether `/debug/fds` is served: always on loopback, elsewhere only
+    /// with `--debug-fds` (it shows the process's own fd table).
+    pub fn serves_debug_fds(&self) -> bool {
+        self.debug_fds || self.addr.ip().is_loopback()
+    }
+
     /// Check every setting; `serve` runs this before it binds anything.
     pub fn validate(&self) -> Result<(), SettingError> {
         if self.interval < MIN_INTERVAL {

@@ -318,8 +318,14 @@ pub fn response(
 }
 
 /// [`response`] for the same origin only (no CORS header).
-pub fn private_response(out: &mut Vec<u8>, content_type: &str, body: &[u8], head_only: bool) {
-    respond(out, Status::Ok, content_type, body, true, head_only, Origin::Same, None);
+pub fn private_response(
+    out: &mut Vec<u8>,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+    head_only: bool,
+) {
+    respond(out, Status::Ok, content_type, body, keep_alive, head_only, Origin::Same, None);
 }
 
 /// A 503, saying why in `body`. `retry_after`: when the condition passes
@@ -645,7 +651,7 @@ mod tests {
             assert!(text.contains(CORS), "{text}");
         }
         let mut private = Vec::new();
-        private_response(&mut private, "application/json", b"{}", false);
+        private_response(&mut private, "application/json", b"{}", true, false);
         assert!(!String::from_utf8_lossy(&private).contains("Access-Control"));
     }
 

@@ -14,6 +14,8 @@
 //! | [`stats`] | `/stream/stats`: the dashboard's snapshots and their bounded history |
 //! | [`procfs`] | what `/proc/self` says about our fds |
 //! | [`census`] | the fd census thread: `/proc/self/fd` counted off the reactor threads |
+//! | [`debug_fds`] | `/debug/fds`: the kernel's view of this server, for the dashboard's panel |
+//! | [`debug_fds`] | `/debug/fds`: the kernel's view of this server, for the dashboard's panel |
 //! | [`tools`] | apart from the server: [`inspect`] (what `/proc/PID` says about any process), [`leak_demo`] (the reproduction in one command, with a verdict), [`client`] (the small blocking HTTP client they use), [`launcher`] (the one way to start a server child) |
 //!
 //! # The leak and the fix
@@ -39,6 +41,7 @@
 pub mod census;
 pub mod config;
 pub mod console;
+pub mod debug_fds;
 pub mod http;
 pub mod metrics;
 pub mod procfs;

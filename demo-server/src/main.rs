@@ -173,6 +173,10 @@ struct ServeArgs {
     /// (like 64k or 1m); it bounds each buffer's capacity too.
     #[arg(long, default_value = "64k", value_parser = parse_bytes)]
     max_buffered: usize,
+    /// Serve /debug/fds (this process's fd table, for the dashboard's kernel
+    /// panel) though the server does not listen on loopback; on loopback it is on.
+    #[arg(long)]
+    debug_fds: bool,
     /// Run under this soft RLIMIT_NOFILE (at most the hard limit) instead of
     /// raising it to the hard limit: to watch the limit bite early.
     #[arg(long)]
@@ -199,6 +203,7 @@ impl ServeArgs {
             max_buffered: self.max_buffered,
             max_orphans: self.max_orphans,
             leaky_route: !self.no_leaky,
+            debug_fds: self.debug_fds,
             fd_limit: self.fd_limit,
             ..defaults
         };

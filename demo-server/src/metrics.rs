@@ -124,6 +124,8 @@ pub struct Metrics {
     history: Mutex<History>,
     /// The heartbeat timer mode, for `demo_server_build_info`.
     timer_mode: &'static str,
+    /// The leaky heartbeats' timerfds, for `/debug/fds`.
+    pub leaks: Arc<crate::debug_fds::Leaks>,
 }
 
 fn one_labeled(labels: String, value: &str) -> Vec<(String, String)> {
@@ -137,8 +139,14 @@ fn route_index(route: Route) -> usize {
 impl Metrics {
     /// Metrics for `workers` workers whose heartbeats use `mode`, with fd
     /// counts from `census`.
-    pub fn new(workers: usize, mode: TimerMode, census: Arc<Census>) -> Metrics {
+    pub fn new(
+        workers: usize,
+        mode: TimerMode,
+        census: Arc<Census>,
+        leaks: Arc<crate::debug_fds::Leaks>,
+    ) -> Metrics {
         Metrics {
+            leaks,
             workers: (0..workers).map(|_| Mutex::default()).collect(),
             census: Some(census),
             timer_mode: mode.name(),
@@ -154,6 +162,14 @@ impl Metrics {
             Some(c) if scrape => c.scraped(),
             Some(c) => c.latest(),
             None => Census::now().latest(),
+        }
+    }
+
+    /// The latest `/debug/fds` report, asking for the next.
+    pub fn debug_report(&self) -> Arc<String> {
+        match &self.census {
+            Some(c) => c.debug_report(),
+            None => Arc::new(crate::debug_fds::PENDING.into()),
         }
     }
 

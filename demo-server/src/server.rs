@@ -153,9 +153,12 @@ pub fn serve(mut cfg: Config) -> Result<(), ServeError> {
     cfg.addr = local;
 
     let cfg = Arc::new(cfg);
-    let census = crate::census::Census::start(crate::census::PERIOD, crate::census::IDLE_PERIOD)
+    let leaks = Arc::new(crate::debug_fds::Leaks::default());
+    let (period, idle) = (crate::census::PERIOD, crate::census::IDLE_PERIOD);
+    let budget = cfg.max_buffered / 2;
+    let census = crate::census::Census::start_with_debug(period, idle, leaks.clone(), budget)
         .map_err(|e| ServeError::Worker(e.to_string()))?;
-    let metrics = Arc::new(Metrics::new(cfg.workers, cfg.timer_mode, census));
+    let metrics = Arc::new(Metrics::new(cfg.workers, cfg.timer_mode, census, leaks));
     let (tx, rx) = mpsc::channel::<Result<Waker, reactor::Error>>();
     let ended = Arc::new(AtomicBool::new(false));
     let main_waker = main.waker()?;

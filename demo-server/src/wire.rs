@@ -21,6 +21,8 @@ pub enum Route {
     Leaky,
     /// `/stream/stats`: SSE JSON snapshots for the dashboard.
     Stats,
+    /// `/debug/fds`: the kernel's view of this process, as JSON (same-origin only).
+    DebugFds,
 }
 
 impl Route {
@@ -33,6 +35,7 @@ impl Route {
             "/stream/fixed" => Route::Fixed,
             "/stream/leaky" => Route::Leaky,
             "/stream/stats" => Route::Stats,
+            "/debug/fds" => Route::DebugFds,
             _ => return None,
         })
     }
@@ -50,6 +53,7 @@ impl Route {
             Route::Fixed => "fixed",
             Route::Leaky => "leaky",
             Route::Stats => "stats",
+            Route::DebugFds => "debug_fds",
         }
     }
 }

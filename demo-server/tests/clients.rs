@@ -427,6 +427,61 @@ fn off_loopback_the_dashboard_holds_only_the_streams_the_browser_can_open() {
     assert_eq!(status, json!(200));
 }
 
+/// The kernel panel: while open, the page reads `/debug/fds` once a second
+/// and shows every timerfd with its setting and token, the leaked one
+/// marked, and the epoll interest lists; at 1280 and at 400 px.
+#[test]
+fn the_dashboards_kernel_panel_shows_the_leaked_timerfd() {
+    if !have("chromium") {
+        return;
+    }
+    let server = Server::start(&["--interval", "200ms"]);
+    let mut browser = Browser::launch();
+    browser.call("Page.navigate", json!({ "url": format!("http://{}/", server.addr) }));
+    assert!(wait_until(Duration::from_secs(20), || browser.text("srv-fixed") == "0"));
+    browser.eval("document.getElementById('count').value = '1'");
+    browser.eval("document.getElementById('open-fixed').click()");
+    browser.eval("document.getElementById('open-leaky').click()");
+    assert!(browser.wait_text("srv-leaky", "1", SOON * 2));
+    browser.eval("document.getElementById('close-leaky').click()");
+    assert!(browser.wait_text("srv-orphans", "1", SOON * 2), "the leaky stream's client left");
+    assert_eq!(
+        browser.eval("window.dashboard.kernel === undefined"),
+        json!(true),
+        "closed: no reads"
+    );
+    browser.eval("document.getElementById('kernel').open = true");
+    let leaked = wait_until(SOON * 2, || {
+        browser.eval("document.querySelectorAll('#kernel-timerfds tr.leaked').length") == json!(1)
+    });
+    assert!(leaked, "no leaked row: {}", browser.text("kernel-status"));
+    let status = browser.text("kernel-status");
+    assert!(status.contains("timerfds (1 leaked)"), "{status}");
+    let rows = browser.eval("document.querySelectorAll('#kernel-timerfds tr').length").as_u64();
+    assert_eq!(
+        rows,
+        Some(1 + 3),
+        "a header, the fixed and the leaked heartbeat, the heap: {status}"
+    );
+    assert!(browser.text("kernel-epolls").contains("epoll fd"), "the interest lists");
+    for (width, name) in [(1280, "dashboard-kernel-1280.png"), (400, "dashboard-kernel-400.png")] {
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": 1400, "deviceScaleFactor": 1, "mobile": width < 500 }),
+        );
+        browser.eval("document.getElementById('kernel').scrollIntoView()");
+        let overflow = browser.eval("document.documentElement.scrollWidth").as_u64().unwrap();
+        assert!(overflow <= width, "{width}px: the page is {overflow}px wide");
+        browser.screenshot(name);
+    }
+    // Closing the panel stops the reads: no poll stays scheduled.
+    assert_eq!(browser.eval("window.dashboard.kernelPolling()"), json!(true));
+    browser.eval("document.getElementById('kernel').open = false");
+    let stopped =
+        wait_until(SOON, || browser.eval("window.dashboard.kernelPolling()") == json!(false));
+    assert!(stopped, "the page kept reading /debug/fds with the panel closed");
+}
+
 /// A stream the server refuses reaches an EventSource as a bare error: the
 /// page asks the server why (HEAD, which opens nothing) and says so.
 #[test]

@@ -355,3 +355,50 @@ fn the_process_families_are_the_kernels_numbers() {
     );
     assert_eq!(server.metric(&info), 1.0);
 }
+
+/// `/debug/fds`: the schema of `inspect --json` (a `fds` list, each with its
+/// `kind`), what only the server knows added (the token, the leaked flag),
+/// same-origin only, and served off loopback only when asked for.
+#[test]
+fn debug_fds_is_inspect_of_the_server_itself_with_what_it_knows() {
+    let server = Server::start(&["--interval", "100ms"]);
+    drop(common::open_stream(server.addr, "leaky")); // its client leaves: an orphan
+    assert!(common::wait_until(SOON, || {
+        server.metric("demo_server_orphan_timers{route=\"leaky\"}") == 1.0
+    }));
+    let report = |server: &Server| -> serde_json::Value {
+        let mut v = serde_json::Value::Null;
+        let got = common::wait_until(SOON, || {
+            let r = get(server.addr, "/debug/fds");
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert!(!r.head.contains("Access-Control"), "same-origin only: {}", r.head);
+            v = serde_json::from_str(&r.body).unwrap();
+            v.get("pending").is_none() && v["fds"].as_array().is_some_and(|f| !f.is_empty())
+        });
+        assert!(got, "no report: {v}");
+        v
+    };
+    let v = report(&server);
+    assert_eq!(v["pid"], server.pid);
+    let fds = v["fds"].as_array().unwrap();
+    assert!(fds.iter().all(|e| e["kind"].is_string() && e["fd"].is_i64()), "{v}");
+    let leaked: Vec<&serde_json::Value> = fds.iter().filter(|e| e["leaked"] == true).collect();
+    assert_eq!(leaked.len(), 1, "{v}");
+    let orphan = leaked[0];
+    assert_eq!(orphan["kind"], "timerfd");
+    assert_eq!(orphan["timer"]["interval_ns"], 100_000_000);
+    assert!(orphan["slab_key"].is_u64() && orphan["generation"].is_u64(), "{orphan}");
+    // The same fd, as the kernel lists it, is a timerfd.
+    let fd = orphan["fd"].as_i64().unwrap();
+    let link = std::fs::read_link(format!("/proc/{}/fd/{fd}", server.pid)).unwrap();
+    assert_eq!(link.to_string_lossy(), "anon_inode:[timerfd]");
+
+    // Off loopback, only with --debug-fds.
+    let wildcard = Server::start_with_env(&[], &["--addr", "0.0.0.0:0"]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], wildcard.addr.port()));
+    let r = get(addr, "/debug/fds");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("--debug-fds"), "{}", r.body);
+    let opted = Server::start_with_env(&[], &["--addr", "0.0.0.0:0", "--debug-fds"]);
+    assert_eq!(report(&opted)["pid"], opted.pid);
+}

@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
             text,
             "tfd: {fd:8} events: {events:8x} data: {data_:16x}  pos:0 ino:{ino:x} sdev:f"
         );
-        want.push(Watch { fd, events, ino });
+        want.push(Watch { fd, events, data: data_, ino });
     }
     assert_eq!(parse_eventpoll(&text), want, "{text:?}");
 });

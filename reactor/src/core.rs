@@ -482,5 +482,6 @@ impl<D> Drop for Core<D> {
         for raw in self.clocks.iter().filter_map(SharedClock::raw_fd) {
             self.tracer.emit(|| TraceEvent::Close { fd: raw });
         }
+        crate::trace::chrome::flush();
     }
 }

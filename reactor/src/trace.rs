@@ -15,10 +15,16 @@
 //! reactor: close(5)
 //! ```
 //!
+//! `REACTOR_TRACE=chrome:PATH` writes the same steps, and spans for each
+//! `epoll_wait`, `read` and callback, as a timeline to open in Perfetto
+//! (see [`chrome`]).
+//!
 //! Shared timers never touch the kernel one by one, so their lines name heap
 //! operations; each shared clock's timerfd shows up with the lines above,
 //! re-armed at the heap's earliest deadline (`timerfd_settime(fd,
 //! TFD_TIMER_ABSTIME, N ns)`).
+
+pub mod chrome;
 
 use core::fmt;
 use std::os::fd::RawFd;
@@ -160,6 +166,52 @@ impl fmt::Display for TraceEvent {
     }
 }
 
+impl TraceEvent {
+    /// Write it to the timeline: an instant, or (`Fire`) nothing, as the
+    /// `read` span that the dispatch wraps around the read ends with the
+    /// same count.
+    fn record(&self) {
+        let (name, args) = match *self {
+            TraceEvent::Create { fd, clock } => {
+                ("timerfd_create", format!("\"fd\":{fd},\"clock\":\"{}\"", clock.c_name()))
+            }
+            TraceEvent::Arm { fd, expiration } => {
+                ("timerfd_settime", format!("\"fd\":{fd},\"setting\":\"{expiration:?}\""))
+            }
+            TraceEvent::ArmDeadline { fd, deadline_ns } => {
+                ("timerfd_settime", format!("\"fd\":{fd},\"deadline_ns\":{deadline_ns}"))
+            }
+            TraceEvent::Disarm { fd } => {
+                ("timerfd_settime", format!("\"fd\":{fd},\"disarm\":true"))
+            }
+            TraceEvent::EpollAdd { fd, token, interest }
+            | TraceEvent::EpollMod { fd, token, interest } => (
+                if matches!(self, TraceEvent::EpollAdd { .. }) {
+                    "epoll_ctl ADD"
+                } else {
+                    "epoll_ctl MOD"
+                },
+                format!(
+                    "\"fd\":{fd},\"key\":{},\"generation\":{},\"interest\":\"{interest}\"",
+                    token.key(),
+                    token.generation()
+                ),
+            ),
+            TraceEvent::EpollDel { fd } => ("epoll_ctl DEL", format!("\"fd\":{fd}")),
+            TraceEvent::Close { fd } => ("close", format!("\"fd\":{fd}")),
+            TraceEvent::Fire { .. } => return,
+            TraceEvent::HeapPush { timer, deadline_ns } => {
+                ("heap push", format!("\"timer\":{timer},\"deadline_ns\":{deadline_ns}"))
+            }
+            TraceEvent::HeapFire { timer, ticks } => {
+                ("heap fire", format!("\"timer\":{timer},\"expirations\":{ticks}"))
+            }
+            TraceEvent::HeapCancel { timer } => ("heap cancel", format!("\"timer\":{timer}")),
+        };
+        chrome::record('i', name, &args);
+    }
+}
+
 /// A closure that receives every trace event, set with
 /// [`Reactor::set_observer`](crate::Reactor::set_observer).
 pub type Observer = Box<dyn FnMut(&TraceEvent)>;
@@ -177,9 +229,16 @@ pub(crate) struct Tracer {
 }
 
 impl Tracer {
-    /// Print to stderr if `REACTOR_TRACE` is set to anything but `0` or empty.
+    /// From `REACTOR_TRACE`: `chrome:PATH` starts the timeline (the first
+    /// reactor of the process opens the file); anything else but `0` or
+    /// empty prints to stderr.
     pub(crate) fn from_env() -> Tracer {
-        let on = std::env::var_os("REACTOR_TRACE").is_some_and(|v| !v.is_empty() && v != "0");
+        let value = std::env::var("REACTOR_TRACE").unwrap_or_default();
+        if let Some(path) = value.strip_prefix("chrome:") {
+            chrome::start(path);
+            return Tracer { observer: None, panic: None };
+        }
+        let on = !value.is_empty() && value != "0";
         let observer = on.then(|| Box::new(print) as Observer);
         Tracer { observer, panic: None }
     }
@@ -197,7 +256,7 @@ impl Tracer {
     /// at every call site; the report itself is out of line.
     #[inline(always)]
     pub(crate) fn emit(&mut self, event: impl FnOnce() -> TraceEvent) {
-        if self.observer.is_some() {
+        if self.observer.is_some() || chrome::on() {
             self.report(event());
         }
     }
@@ -205,6 +264,9 @@ impl Tracer {
     #[cold]
     #[inline(never)]
     fn report(&mut self, event: TraceEvent) {
+        if chrome::on() {
+            event.record();
+        }
         let Some(observer) = &mut self.observer else { return };
         let call = std::panic::AssertUnwindSafe(|| observer(&event));
         if let Err(payload) = std::panic::catch_unwind(call) {

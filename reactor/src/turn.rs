@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::sources::Source;
 use crate::stats::bump;
 use crate::token::SourceId;
-use crate::trace::TraceEvent;
+use crate::trace::{TraceEvent, chrome};
 use crate::{Context, Error, Reactor, Readiness, Token};
 
 /// Signals read per signalfd event at most, so a signal storm cannot starve
@@ -71,7 +71,16 @@ impl<D: 'static> Reactor<D> {
                 Some(bound) => Some(timeout.map_or(bound, |t| t.min(bound))),
                 None => timeout,
             };
-            if let Err(e) = core.wait(timeout) {
+            if chrome::on() {
+                let ms = timeout.map_or(-1.0, |t| t.as_secs_f64() * 1e3);
+                chrome::record('B', "epoll_wait", &format!("\"timeout_ms\":{ms}"));
+            }
+            let waited = core.wait(timeout);
+            if chrome::on() {
+                let events = waited.as_ref().map_or(0, |n| *n);
+                chrome::record('E', "epoll_wait", &format!("\"events\":{events}"));
+            }
+            if let Err(e) = waited {
                 drop(core);
                 drop(turn); // ends the turn
                 return Err(e);
@@ -121,9 +130,19 @@ impl<D: 'static> Reactor<D> {
             let job = Job::of(source);
             return self.dispatch_other(core, data, token, readiness, job);
         };
+        let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
+        let traced = chrome::on();
+        if traced {
+            chrome::record('B', "read", &format!("\"fd\":{raw}"));
+        }
         // One read per ready timer; 0 means it was re-armed after epoll
         // saw it ready (a spurious event).
-        let ticks = match fd.read() {
+        let read = fd.read();
+        if traced {
+            let got = read.as_ref().map_or(-1, |n| *n as i64);
+            chrome::record('E', "read", &format!("\"fd\":{raw},\"expirations\":{got}"));
+        }
+        let ticks = match read {
             Ok(0) => return,
             Ok(ticks) => ticks,
             Err(e) => {
@@ -133,15 +152,20 @@ impl<D: 'static> Reactor<D> {
             }
         };
         let cb = Rc::clone(callback);
-        let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
         bump(&core.counters().timer_expirations, ticks);
         core.emit(|| TraceEvent::Fire { fd: raw, ticks });
         drop(core);
         let mut guard = RemoveOnUnwind(Context::new(self, data, SourceId::Dedicated(token)));
+        if traced {
+            chrome::record('B', "callback", &format!("\"timer_fd\":{raw},\"expirations\":{ticks}"));
+        }
         // `run` drops `cb` when the callback returns: if the source was
         // removed meanwhile, that drops the callback, with no borrow held.
         cb.run(&mut guard.0, ticks);
         guard.returned();
+        if traced {
+            chrome::record('E', "callback", "");
+        }
     }
 
     /// Every event but a dedicated timer's. Out of line: the timer path
@@ -189,9 +213,16 @@ impl<D: 'static> Reactor<D> {
             Err(_) => None,
         };
         let Some(mut cb) = taken else { return };
+        let traced = chrome::on();
+        if traced {
+            chrome::record('B', "callback", &source_args(id));
+        }
         let mut guard = RemoveOnUnwind(Context::new(self, data, id));
         run(&mut cb, &mut guard.0);
         guard.returned();
+        if traced {
+            chrome::record('E', "callback", "");
+        }
         let leftover = match self.inner.core.try_borrow_mut() {
             Ok(mut core) => match C::slot(&mut core, id) {
                 Some(empty @ None) => {
@@ -231,6 +262,10 @@ impl<D: 'static> Reactor<D> {
     /// timerfd at the next deadline. `acked`: its timerfd fired and is read
     /// first (a stranded clock's pass runs from the clock reading alone).
     fn shared_pass(&self, data: &mut D, c: u8, acked: bool) {
+        if chrome::on() {
+            let clock = crate::shared::CLOCKS[c as usize].c_name();
+            chrome::record('B', "shared pass", &format!("\"clock\":\"{clock}\",\"read\":{acked}"));
+        }
         let (due, now) = self.inner.core.borrow_mut().begin_pass(c, acked);
         let mut pass = InPass { reactor: self, clock: c, reached: 0 };
         while pass.reached < due {
@@ -240,6 +275,10 @@ impl<D: 'static> Reactor<D> {
             let Some(f) = fired else { continue };
             let id = SourceId::Shared { clock: c, key: f.key, generation: f.generation };
             self.call(data, id, |cb: &mut crate::sources::TimerFn<D>, ctx| cb(ctx, f.ticks));
+        }
+        drop(pass); // re-arms the clock's timerfd
+        if chrome::on() {
+            chrome::record('E', "shared pass", &format!("\"fired\":{due}"));
         }
     }
 
@@ -270,6 +309,18 @@ impl<D: 'static> Reactor<D> {
             // A deferred callback is gone once taken: a panic removes nothing.
             callback(&mut Context::new(self, data, SourceId::Deferred));
         }
+    }
+}
+
+/// A callback's source, as the timeline's args name it.
+fn source_args(id: SourceId) -> String {
+    match id {
+        SourceId::Dedicated(t) => format!("\"timer\":\"{}/{}\"", t.key(), t.generation()),
+        SourceId::Shared { key, .. } => format!("\"shared_timer\":{key}"),
+        SourceId::Io(t) => format!("\"io\":\"{}/{}\"", t.key(), t.generation()),
+        SourceId::Signal(t) => format!("\"signals\":\"{}/{}\"", t.key(), t.generation()),
+        SourceId::Idle { key, .. } => format!("\"idle_hook\":{key}"),
+        SourceId::Deferred => "\"deferred\":true".to_string(),
     }
 }
 

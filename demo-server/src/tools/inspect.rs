@@ -102,6 +102,9 @@ pub struct Watch {
     pub fd: i32,
     /// The epoll event mask.
     pub events: u32,
+    /// `epoll_event.data`: for this project's reactor, the token (slab key
+    /// in the low 32 bits, generation in the high 32).
+    pub data: u64,
     /// The target's inode, to check the fd number still names it.
     pub ino: u64,
 }
@@ -219,11 +222,12 @@ pub fn parse_eventpoll(fdinfo: &str) -> Vec<Watch> {
         .lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
-            let mut watch = Watch { fd: -1, events: 0, ino: 0 };
+            let mut watch = Watch { fd: -1, events: 0, data: 0, ino: 0 };
             while let Some(word) = it.next() {
                 match word {
                     "tfd:" => watch.fd = it.next()?.parse().ok()?,
                     "events:" => watch.events = u32::from_str_radix(it.next()?, 16).ok()?,
+                    "data:" => watch.data = u64::from_str_radix(it.next()?, 16).ok()?,
                     w if w.starts_with("ino:") => {
                         watch.ino = u64::from_str_radix(&w[4..], 16).ok()?
                     }
@@ -385,8 +389,8 @@ mod tests {
         assert_eq!(
             w,
             vec![
-                Watch { fd: 4, events: 0x2019, ino: 0x24986 },
-                Watch { fd: 12, events: 0x8000_0019, ino: 0x421 },
+                Watch { fd: 4, events: 0x2019, data: 4, ino: 0x24986 },
+                Watch { fd: 12, events: 0x8000_0019, data: 0x3_0000_000c, ino: 0x421 },
             ]
         );
         assert_eq!(events_name(0x2019), "IN|ERR|HUP|RDHUP");

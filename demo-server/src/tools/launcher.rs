@@ -228,12 +228,17 @@ pub struct Server {
 
 impl Server {
     /// Start `demo-server serve --addr 127.0.0.1:0 ARGS...` (binary `bin`,
-    /// extra environment `env`) and wait for its banner. A lower fd limit is
-    /// `--fd-limit N` among `args`: the server sets it itself, so no code
-    /// runs between fork and exec.
+    /// extra environment `env`; an `--addr` among `args` replaces the
+    /// default) and wait for its banner. A lower fd limit is `--fd-limit N`
+    /// among `args`: the server sets it itself, so no code runs between
+    /// fork and exec.
     pub fn start(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Server, String> {
         let mut cmd = Command::new(bin);
-        cmd.envs(env.iter().copied()).args(["serve", "--addr", "127.0.0.1:0"]).args(args);
+        cmd.envs(env.iter().copied()).arg("serve");
+        if !args.contains(&"--addr") {
+            cmd.args(["--addr", "127.0.0.1:0"]);
+        }
+        cmd.args(args);
         let mut process = Process::spawn(cmd)?;
         process.drain_stderr();
         let stdout = process.child.stdout.take().ok_or("no stdout")?;

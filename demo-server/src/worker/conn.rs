@@ -57,6 +57,8 @@ pub(super) struct Stream {
     pub(super) _timer: Option<Timer>,
     /// A leaky stream's id, which its detached timer carries.
     pub(super) leak: Option<u64>,
+    /// A leaky stream's timerfd (dedicated mode), for `/debug/fds`.
+    pub(super) leak_fd: Option<i32>,
 }
 
 pub(super) enum State {
@@ -312,6 +314,9 @@ impl Worker {
         self.metrics.connections.fetch_sub(1, Relaxed);
         if let Some(stream) = conn.stream() {
             self.metrics.stream_closed(stream.route, stream.leak.is_some());
+            if let Some(fd) = stream.leak_fd {
+                self.metrics.leaks.orphaned(fd);
+            }
             if stream.route == Route::Stats {
                 self.stats_subscribers.retain(|&k| k != key);
             }

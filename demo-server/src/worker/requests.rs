@@ -150,6 +150,18 @@ impl Worker {
                 let ct = "text/plain; version=0.0.4; charset=utf-8";
                 http::response(&mut out, status, ct, body.as_bytes(), keep_alive, req.head_only);
             }
+            Route::DebugFds if self.cfg.serves_debug_fds() => {
+                // The process's own fd table: same-origin only, no CORS.
+                let body = self.metrics.debug_report();
+                let ct = "application/json";
+                http::private_response(&mut out, ct, body.as_bytes(), keep_alive, req.head_only);
+            }
+            Route::DebugFds => {
+                status = Status::NotFound;
+                let body = b"404: /debug/fds shows this process's fd table, so it is served only on loopback; start the server with --debug-fds to serve it here.\n";
+                let ct = "text/plain; charset=utf-8";
+                http::response(&mut out, status, ct, body, keep_alive, req.head_only);
+            }
             _ if self.draining => {
                 // A stream route during a shutdown: 204 tells EventSource to
                 // stop reconnecting.

@@ -71,8 +71,13 @@ impl Worker {
                 return;
             }
         };
+        let mut leak_fd = None;
         let timer = match (route, timer) {
             (Route::Leaky, Some(t)) => {
+                leak_fd = t.fd();
+                if let Some(fd) = leak_fd {
+                    self.metrics.leaks.streaming(fd);
+                }
                 // The bug, on purpose: like `for range ticker.C` with no
                 // `ticker.Stop()`, nothing will ever cancel this timer.
                 t.detach();
@@ -95,7 +100,7 @@ impl Worker {
         let conn = &mut self.conns[key];
         conn.inbuf = Vec::new();
         let seq = last_event_id.unwrap_or(0);
-        conn.state = State::Streaming(Stream { route, seq, _timer: timer, leak });
+        conn.state = State::Streaming(Stream { route, seq, _timer: timer, leak, leak_fd });
         self.metrics.response(Status::Ok);
         self.metrics.stream_opened(route);
         self.send(key, &out);

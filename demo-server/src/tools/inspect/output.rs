@@ -106,6 +106,7 @@ impl Snapshot {
                         .iter()
                         .map(|w| WatchReport {
                             fd: w.fd,
+                            data: w.data,
                             events: events_name(w.events),
                             kind: self.resolve(w).map(|t| t.kind.name()),
                         })
@@ -198,6 +199,9 @@ pub struct TimerReport<'a> {
 pub struct WatchReport {
     /// The watched fd number.
     pub fd: i32,
+    /// `epoll_event.data` (for this project's reactor: generation in the
+    /// high 32 bits, slab key in the low 32).
+    pub data: u64,
     /// The event mask as names (`IN|RDHUP`).
     pub events: String,
     /// The watched fd's kind, `null` if it is not in the fd table.
