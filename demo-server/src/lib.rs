@@ -16,7 +16,7 @@
 //! | [`census`] | the fd census thread: `/proc/self/fd` counted off the reactor threads |
 //! | [`debug_fds`] | `/debug/fds`: the kernel's view of this server, for the dashboard's panel |
 //! | [`debug_fds`] | `/debug/fds`: the kernel's view of this server, for the dashboard's panel |
-//! | [`tools`] | apart from the server: [`inspect`] (what `/proc/PID` says about any process), [`leak_demo`] (the reproduction in one command, with a verdict), [`client`] (the small blocking HTTP client they use), [`launcher`] (the one way to start a server child) |
+//! | [`tools`] | apart from the server: [`inspect`] (what `/proc/PID` says about any process), [`leak_demo`] (the reproduction in one command, with a verdict), [`client`] (the small blocking HTTP client they use), [`launcher`] (the one way to start a server child), [`timeline`] (the reactor's trace drawn as SVG) |
 //!
 //! # The leak and the fix
 //!
@@ -52,7 +52,7 @@ pub mod tools;
 pub mod wire;
 mod worker;
 
-pub use tools::{client, inspect, launcher, leak_demo};
+pub use tools::{client, inspect, launcher, leak_demo, timeline};
 
 /// The dashboard: one HTML file, inline script and style, no build step.
 pub const DASHBOARD: &str = include_str!("dashboard.html");

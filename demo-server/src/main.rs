@@ -32,6 +32,67 @@ enum Command {
     Inspect(InspectArgs),
     /// Reproduce the leak in one command: fixed stays flat, leaky climbs to the fd limit.
     LeakDemo(LeakDemoArgs),
+    /// Draw a reactor timeline (REACTOR_TRACE=chrome:PATH) as an SVG picture.
+    Timeline(TimelineArgs),
+}
+
+#[derive(Args)]
+struct TimelineArgs {
+    /// The trace file REACTOR_TRACE=chrome:PATH wrote.
+    trace: std::path::PathBuf,
+    /// Where to write the picture.
+    #[arg(long, default_value = "timeline.svg")]
+    svg: std::path::PathBuf,
+    /// Start this many milliseconds after the trace's first event [default: end at its last].
+    #[arg(long)]
+    from_ms: Option<f64>,
+    /// How many milliseconds to draw.
+    #[arg(long, default_value_t = 1000.0)]
+    span_ms: f64,
+    /// Name an fd in the picture, like 16=leaked (repeatable).
+    #[arg(long, value_parser = parse_label)]
+    label: Vec<(i64, String)>,
+    /// Draw only the threads whose name starts with this (like worker).
+    #[arg(long)]
+    thread: Option<String>,
+}
+
+fn parse_label(s: &str) -> Result<(i64, String), String> {
+    let (fd, name) = s.split_once('=').ok_or(format!("'{s}': expected FD=TEXT, like 16=leaked"))?;
+    let fd = fd.trim().parse().map_err(|_| format!("'{fd}': not an fd number"))?;
+    Ok((fd, name.to_string()))
+}
+
+fn timeline(args: TimelineArgs) -> ExitCode {
+    if !(args.span_ms > 0.0 && args.span_ms.is_finite()) {
+        demo_server::errln!("demo-server timeline: --span-ms must be above zero");
+        return ExitCode::from(2);
+    }
+    let text = match std::fs::read_to_string(&args.trace) {
+        Ok(text) => text,
+        Err(e) => {
+            demo_server::errln!("demo-server timeline: {}: {e}", args.trace.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = demo_server::timeline::Options {
+        from_ms: args.from_ms,
+        span_ms: args.span_ms,
+        labels: args.label,
+        thread: args.thread,
+    };
+    let written = demo_server::timeline::svg(&text, &options)
+        .and_then(|svg| std::fs::write(&args.svg, svg).map_err(|e| e.to_string()));
+    match written {
+        Ok(()) => {
+            demo_server::outln!("timeline written to {}", args.svg.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            demo_server::errln!("demo-server timeline: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Args)]
@@ -218,6 +279,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         Some(Command::Inspect(args)) => return inspect(args),
         Some(Command::LeakDemo(args)) => return leak_demo(args),
+        Some(Command::Timeline(args)) => return timeline(args),
         None => cli.serve,
     };
     let cfg = match args.config() {
@@ -227,11 +289,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match demo_server::server::serve(cfg) {
+    let code = match demo_server::server::serve(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             demo_server::errln!("demo-server: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The timeline (REACTOR_TRACE=chrome:PATH), whatever ended the server.
+    reactor::trace::chrome::flush();
+    code
 }

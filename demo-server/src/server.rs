@@ -255,6 +255,7 @@ impl Drop for EndGuard {
             crate::errln!(
                 "demo-server: {name} {how}, and waking the main thread to report it failed ({e}); exiting so that a supervisor can restart the server"
             );
+            reactor::trace::chrome::flush(); // exit runs no destructor
             std::process::exit(1);
         }
     }

@@ -1,5 +1,6 @@
 //! The tools around the server, apart from it: what a user runs to see the
-//! leak (`inspect`, `leak-demo`), the small client they use, and the one
+//! leak (`inspect`, `leak-demo`) and the loop's timeline (`timeline`), the
+//! small client they use, and the one
 //! launcher every test, bench and tool starts a server with. Product code,
 //! packaged with the crate; nothing in the server depends on it.
 
@@ -7,3 +8,4 @@ pub mod client;
 pub mod inspect;
 pub mod launcher;
 pub mod leak_demo;
+pub mod timeline;

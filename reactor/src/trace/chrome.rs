@@ -23,7 +23,8 @@
 //! array format, one event per line. The array's closing bracket is
 //! optional in that format, so a trace cut off anywhere still opens. A busy
 //! server makes tens of thousands of events a second, so the file holds at
-//! most [`MAX_EVENTS`] (about 30 MB): at the bound the writer records one
+//! most [`MAX_EVENTS`] (about 30 MB; `REACTOR_TRACE_MAX_EVENTS=N` sets
+//! another bound): at the bound the writer records one
 //! last instant saying so, prints one line on stderr, and drops every later
 //! event (the reactors go on untraced; nothing blocks). The buffer is
 //! flushed when a reactor is dropped, and by [`flush`], which the demo
@@ -43,6 +44,7 @@ static ON: AtomicBool = AtomicBool::new(false);
 struct Writer {
     out: BufWriter<File>,
     events: u64,
+    max: u64,
     /// Threads whose name was written (as metadata), by tid.
     named: Vec<i32>,
 }
@@ -65,7 +67,11 @@ pub(crate) fn start(path: &str) {
         Ok(file) => {
             let mut out = BufWriter::new(file);
             if out.write_all(b"[\n").is_ok() {
-                *w = Some(Writer { out, events: 0, named: Vec::new() });
+                let max = std::env::var("REACTOR_TRACE_MAX_EVENTS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(MAX_EVENTS);
+                *w = Some(Writer { out, events: 0, max, named: Vec::new() });
                 ON.store(true, Relaxed);
             }
         }
@@ -104,7 +110,7 @@ pub(crate) fn record(ph: char, name: &str, args: &str) {
     let tid = rustix::thread::gettid().as_raw_nonzero().get();
     let mut guard = writer();
     let Some(w) = guard.as_mut() else { return };
-    if w.events >= MAX_EVENTS {
+    if w.events >= w.max {
         return;
     }
     let pid = std::process::id();
@@ -122,13 +128,14 @@ pub(crate) fn record(ph: char, name: &str, args: &str) {
     line.push_str(&format!(
         "{{\"ph\":\"{ph}\",\"name\":\"{name}\",\"ts\":{ts:.3},\"pid\":{pid},\"tid\":{tid}{scope},\"args\":{{{args}}}}},\n"
     ));
-    if w.events == MAX_EVENTS {
+    if w.events == w.max {
+        let max = w.max;
         line.push_str(&format!(
-            "{{\"ph\":\"i\",\"name\":\"trace full: {MAX_EVENTS} events, later ones dropped\",\"ts\":{ts:.3},\"pid\":{pid},\"tid\":{tid},\"s\":\"g\",\"args\":{{}}}},\n"
+            "{{\"ph\":\"i\",\"name\":\"trace full: {max} events, later ones dropped\",\"ts\":{ts:.3},\"pid\":{pid},\"tid\":{tid},\"s\":\"g\",\"args\":{{}}}},\n"
         ));
         let _lost_if_stderr_is_closed = writeln!(
             std::io::stderr(),
-            "reactor: the timeline holds {MAX_EVENTS} events, its bound: later events are dropped"
+            "reactor: the timeline holds {max} events, its bound: later events are dropped"
         );
     }
     // A write that fails (a full disk) turns the timeline off, once.
