@@ -1,8 +1,9 @@
 /* The floor under timer lateness: N periodic timerfds with phases spread
  * evenly over the period, one epoll_wait loop, one read per ready timer, and
  * nothing else. The lateness harness (benches/src/bin/lateness.rs) compiles
- * and runs it beside the reactor, tokio and a thread::sleep loop, and
- * measures them the same way.
+ * and runs it beside the reactor, tokio, a thread::sleep loop and the C
+ * event loops of benches/c/ (sd-event, libev, libuv, io_uring,
+ * epoll_pwait2), and measures them all the same way.
  *
  *   gcc -O2 -o /tmp/lateness-floor scripts/lateness-floor.c
  *   /tmp/lateness-floor N PERIOD_NS SECS [one]
@@ -15,13 +16,16 @@
  * Lateness of an expiry = CLOCK_MONOTONIC when the loop sees it, minus the
  * deadline of the latest expiry that read() reports (a read folding k ticks
  * counts once, late by its newest deadline), as the harness measures every
- * contender. Prints one line: samples p50 p99 p99.9 max, in nanoseconds.
+ * contender. CPU: getrusage(RUSAGE_SELF) user+sys from before the timers
+ * are set up to the end of the run, divided by the expiries seen. Prints one
+ * line: samples p50 p99 p99.9 max cpu_ns_per_expiry, all in nanoseconds.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,29 +36,48 @@ static uint64_t now_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000ull + t.tv_nsec;
 }
 
+static uint64_t cpu_ns(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return ((uint64_t)u.ru_utime.tv_sec + (uint64_t)u.ru_stime.tv_sec) * 1000000000ull +
+           ((uint64_t)u.ru_utime.tv_usec + (uint64_t)u.ru_stime.tv_usec) * 1000ull;
+}
+
 static int cmp(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
+/* A floor that silently lost a timer would report a wrong floor: a failed
+ * set-up call ends the run with its errno, and the harness says so. */
+static int must(int rc, const char *call) {
+    if (rc < 0) {
+        perror(call);
+        exit(1);
+    }
+    return rc;
+}
+
 static void arm_at(int fd, uint64_t t) {
     struct itimerspec its = {{0, 0}, {t / 1000000000ull, t % 1000000000ull}};
-    timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, 0);
+    must(timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, 0), "timerfd_settime");
 }
 
 /* Shared mode's kernel work: one timerfd, re-armed at the earliest deadline. */
 static size_t one_timerfd(int n, uint64_t p, uint64_t t0, uint64_t end, uint64_t *lat, size_t cap) {
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    int ep = must(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+    int fd = must(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), "timerfd_create");
     uint64_t *next = calloc(n, sizeof *next);
     for (int i = 0; i < n; i++) next[i] = t0 + (uint64_t)i * p / n;
     struct epoll_event ev = {.events = EPOLLIN};
-    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    must(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), "epoll_ctl");
     arm_at(fd, next[0]);
     size_t len = 0;
     for (;;) {
         uint64_t t = now_ns();
         if (t >= end) break;
+        /* A timeout or EINTR: look at the clock again. EAGAIN from read: a
+         * spurious wake-up, nothing expired. Neither loses a deadline. */
         if (epoll_wait(ep, &ev, 1, (int)((end - t) / 1000000 + 1)) != 1) continue;
         uint64_t got, earliest = UINT64_MAX;
         if (read(fd, &got, 8) != 8) continue;
@@ -76,17 +99,17 @@ static size_t one_timerfd(int n, uint64_t p, uint64_t t0, uint64_t end, uint64_t
 
 /* Dedicated mode's kernel work: a periodic timerfd per timer. */
 static size_t per_timer(int n, uint64_t p, uint64_t t0, uint64_t end, uint64_t *lat, size_t cap) {
-    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int ep = must(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
     int *fd = calloc(n, sizeof *fd);
     uint64_t *first = calloc(n, sizeof *first), *ticks = calloc(n, sizeof *ticks);
     for (int i = 0; i < n; i++) {
         first[i] = t0 + (uint64_t)i * p / n;
-        fd[i] = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        fd[i] = must(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), "timerfd_create");
         struct itimerspec its = {{p / 1000000000ull, p % 1000000000ull},
                                  {first[i] / 1000000000ull, first[i] % 1000000000ull}};
-        timerfd_settime(fd[i], TFD_TIMER_ABSTIME, &its, 0);
+        must(timerfd_settime(fd[i], TFD_TIMER_ABSTIME, &its, 0), "timerfd_settime");
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-        epoll_ctl(ep, EPOLL_CTL_ADD, fd[i], &ev);
+        must(epoll_ctl(ep, EPOLL_CTL_ADD, fd[i], &ev), "epoll_ctl");
     }
     struct epoll_event evs[1024];
     size_t len = 0;
@@ -118,10 +141,13 @@ int main(int argc, char **argv) {
     uint64_t *lat = malloc(cap * sizeof *lat);
     uint64_t t0 = now_ns() + 10000000ull; /* start in 10 ms */
     uint64_t end = t0 + (uint64_t)(secs * 1e9);
+    uint64_t cpu = cpu_ns();
     size_t len = argc == 5 ? one_timerfd(n, p, t0, end, lat, cap) : per_timer(n, p, t0, end, lat, cap);
+    cpu = cpu_ns() - cpu;
     qsort(lat, len, sizeof *lat, cmp);
 #define Q(x) (len ? lat[(size_t)(len * (x)) < len ? (size_t)(len * (x)) : len - 1] : 0)
-    printf("%zu %llu %llu %llu %llu\n", len, (unsigned long long)Q(0.5), (unsigned long long)Q(0.99),
-           (unsigned long long)Q(0.999), (unsigned long long)(len ? lat[len - 1] : 0));
+    printf("%zu %llu %llu %llu %llu %llu\n", len, (unsigned long long)Q(0.5), (unsigned long long)Q(0.99),
+           (unsigned long long)Q(0.999), (unsigned long long)(len ? lat[len - 1] : 0),
+           (unsigned long long)(len ? cpu / len : 0));
     return 0;
 }

@@ -1,13 +1,30 @@
 //! Lateness of periodic timers under load: how long after its deadline each
-//! expiry is seen by user code, for the reactor in both modes, tokio's
-//! `interval`, a `thread::sleep` loop and two plain C loops doing the same
-//! kernel work as each reactor mode (`scripts/lateness-floor.c`, compiled
-//! with the system `gcc` at run time): a timerfd per timer, and one timerfd
-//! re-armed at the earliest deadline. Side by side in one run.
+//! expiry is seen by user code, and how much CPU each expiry costs, side by
+//! side in one run, for:
+//!
+//! - the reactor in both modes, tokio's `interval` (current-thread runtime)
+//!   and one thread per timer in a `thread::sleep` loop, in this process;
+//! - two plain C loops doing the same kernel work as each reactor mode
+//!   (`scripts/lateness-floor.c`): "C loop", a timerfd per timer, and "C one
+//!   timerfd", one timerfd re-armed at the earliest deadline;
+//! - the C event loops a user would pick instead, one file each in
+//!   `benches/c/`: "sd-event 1µs" and "sd-event 1ms" (systemd's sd-event at
+//!   those accuracies), "libev", "libuv", "io_uring" (an absolute
+//!   `IORING_OP_TIMEOUT` per timer) and "epoll_pwait2" (no timerfd: a
+//!   nanosecond timeout until the earliest deadline).
+//!
+//! The C programs are compiled with the system `gcc` (`-O2`) at run time,
+//! next to this binary. One whose library is missing is skipped, with a line
+//! naming the apt package that provides it (`libsystemd-dev`, `libev-dev`,
+//! `libuv1-dev`, `liburing-dev`).
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/Cargo.toml --bin lateness -- \
 //!     --loads 10x1ms,20x1ms,100x10ms --secs 2 --rounds 5
+//! cargo run --release --manifest-path benches/Cargo.toml --bin lateness -- \
+//!     --loads 10x1ms,20x1ms,100x10ms --secs 2 --rounds 5 --leeway 1ms
+//! cargo run --release --manifest-path benches/Cargo.toml --bin lateness -- \
+//!     --loads 10x1ms --secs 1 --rounds 1 --contenders "C,reactor,sd-event 1ms,libev"
 //! cargo run --release --manifest-path benches/Cargo.toml --bin lateness -- \
 //!     --sweep 5,10,20,30,50,75,100,150,200,300,500 --secs 1 --tsv sweep.tsv
 //! ```
@@ -16,23 +33,46 @@
 //! over the period (independent timers, the worst case for wake-ups). Every
 //! contender runs each load `--rounds` times, the contenders taking turns in
 //! an order that rotates from round to round; the table gives medians over
-//! the rounds, and each contender's p99 as a ratio to each C loop's in the
-//! same round (median over the rounds).
+//! the rounds of p50, p99 and p99.9 lateness (µs) and of CPU per expiry
+//! (ns), and each contender's p99 as a ratio to each C loop's in the same
+//! round (median over the rounds).
 //!
 //! `--sweep`: N timers at 1 ms for each N given (N thousand expiries a
 //! second), each contender `--rounds` times per N (default 1) in rotating
 //! order, the median p99 kept; prints p99 against
 //! the expiry rate, and each contender's saturation point two ways: the
 //! highest rate up to which every rate measured kept its p99 at or under
-//! 100 µs, and simply the highest rate measured with p99 at or under 100 µs. `--tsv` writes the curve for
-//! `scripts/plot-lateness.sh`.
+//! 100 µs, and simply the highest rate measured with p99 at or under 100 µs,
+//! each also as a ratio to the C loop doing the same kind of kernel work: a
+//! kernel timer per timer ("C loop": the reactor's dedicated mode, io_uring,
+//! tokio, `thread::sleep`) or the deadlines in user space and one wake-up at
+//! the earliest ("C one timerfd": shared mode, sd-event, libev, libuv,
+//! epoll_pwait2). `--tsv` writes the curve for `scripts/plot-lateness.sh`.
+//!
+//! `--leeway DURATION` (`1ms`, `500us`; default 0): every reactor timer gets
+//! [`Timer::set_leeway`](reactor::Timer::set_leeway) right after it is added
+//! (without the option it is never called), and the reactor contenders are
+//! named for it ("reactor dedicated, leeway 1ms"). Lateness is still measured
+//! against the exact deadlines, so a leeway shows up as lateness (up to the
+//! leeway) traded for fewer wake-ups, that is less CPU per expiry: compare
+//! with "sd-event 1ms", libev and libuv, which do the same.
+//!
+//! `--contenders a,b,c`: run only the contenders whose names (as printed)
+//! start with one of these, case ignored and `u` standing for `µ` ("C"
+//! selects both C loops, "reactor" both modes). A ratio to a C loop that
+//! is not run shows "–".
 //!
 //! Deadlines are known exactly (absolute first expiry, fixed period), so
 //! lateness = now - deadline of the latest expiry delivered; missed ticks
-//! count as late by their own deadlines.
+//! count as late by their own deadlines (`benches/c/lateness.h` says how a
+//! C loop's callback is matched to its deadline). CPU per expiry is
+//! `getrusage(RUSAGE_SELF)` user + system time over the run, setup
+//! included, divided by the expiries delivered: measured here around each
+//! in-process run (every thread, the finished ones too), and by each C
+//! program around its own.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -44,7 +84,8 @@ struct Stats {
     samples: Vec<u64>,
 }
 
-/// One run's lateness distribution, in µs.
+/// One run: its lateness distribution in µs, and its CPU time per expiry
+/// in ns.
 #[derive(Clone, Copy, Default)]
 struct Q {
     samples: usize,
@@ -52,10 +93,12 @@ struct Q {
     p99: f64,
     p999: f64,
     max: f64,
+    cpu: f64,
 }
 
 impl Stats {
-    fn quantiles(mut self) -> Q {
+    /// The quantiles, and `cpu_ns` (the run's CPU time) per sample.
+    fn quantiles(mut self, cpu_ns: u64) -> Q {
         self.samples.sort_unstable();
         let n = self.samples.len();
         let q = |p: f64| {
@@ -66,44 +109,211 @@ impl Stats {
                 .unwrap_or(0);
             ns as f64 / 1000.0
         };
-        Q { samples: n, p50: q(0.5), p99: q(0.99), p999: q(0.999), max: q(1.0) }
+        let cpu = if n == 0 { 0.0 } else { cpu_ns as f64 / n as f64 };
+        Q { samples: n, p50: q(0.5), p99: q(0.99), p999: q(0.999), max: q(1.0), cpu }
     }
 }
 
-/// Compile `scripts/lateness-floor.c` next to this binary with the system `gcc`.
-fn build_floor() -> Result<PathBuf, String> {
+/// User plus system CPU time this process has used, in ns, over all its
+/// threads, the finished ones included (`getrusage(RUSAGE_SELF)`).
+fn cpu_ns() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: `usage` is valid for writes of a `rusage`; rustix has no getrusage.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0, "getrusage(RUSAGE_SELF)");
+    // SAFETY: getrusage succeeded, so it filled `usage` in.
+    let usage = unsafe { usage.assume_init() };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (us(usage.ru_utime) + us(usage.ru_stime)) * 1000
+}
+
+/// Run an in-process contender, measuring the CPU time it takes.
+fn in_process(run: impl FnOnce() -> Stats) -> Q {
+    let before = cpu_ns();
+    let stats = run();
+    stats.quantiles(cpu_ns().saturating_sub(before))
+}
+
+/// A C program that the harness compiles: its path from the repository
+/// root, and the library it links (`-l`) with the apt package providing it.
+#[derive(Clone, Copy, PartialEq)]
+struct CSource {
+    path: &'static str,
+    lib: Option<(&'static str, &'static str)>,
+}
+
+const FLOOR: CSource = CSource { path: "scripts/lateness-floor.c", lib: None };
+const SD_EVENT: CSource =
+    CSource { path: "benches/c/sd-event.c", lib: Some(("systemd", "libsystemd-dev")) };
+const LIBEV: CSource = CSource { path: "benches/c/libev.c", lib: Some(("ev", "libev-dev")) };
+const LIBUV: CSource = CSource { path: "benches/c/libuv.c", lib: Some(("uv", "libuv1-dev")) };
+const IO_URING: CSource =
+    CSource { path: "benches/c/io_uring.c", lib: Some(("uring", "liburing-dev")) };
+const EPOLL_PWAIT2: CSource = CSource { path: "benches/c/epoll_pwait2.c", lib: None };
+
+/// Compile `src` next to this binary (`lateness-<name>`) with the system
+/// `gcc`; on failure, gcc's messages.
+fn build(src: CSource) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let here = exe.parent().ok_or("no exe dir")?;
     let root = here.ancestors().nth(3).ok_or("no repository root")?;
-    let bin = here.join("lateness-floor");
-    let status = Command::new("gcc")
-        .args(["-O2", "-o"])
-        .arg(&bin)
-        .arg(root.join("scripts/lateness-floor.c"))
-        .status()
-        .map_err(|e| format!("gcc: {e}"))?;
-    if status.success() { Ok(bin) } else { Err(format!("gcc: {status}")) }
+    let stem = Path::new(src.path).file_stem().and_then(|s| s.to_str()).ok_or("bad path")?;
+    let bin = here.join(if stem.starts_with("lateness-") {
+        stem.to_string()
+    } else {
+        format!("lateness-{stem}")
+    });
+    let mut gcc = Command::new("gcc");
+    gcc.args(["-O2", "-o"]).arg(&bin).arg(root.join(src.path));
+    if let Some((lib, _)) = src.lib {
+        gcc.arg(format!("-l{lib}"));
+    }
+    let out = gcc.output().map_err(|e| format!("gcc: {e}"))?;
+    if out.status.success() {
+        Ok(bin)
+    } else {
+        Err(format!("gcc: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr)))
+    }
 }
 
-/// The C loop, as a child process: it prints `samples p50 p99 p99.9 max` in ns.
-/// `one`: shared mode's kernel work (one timerfd re-armed at the earliest
-/// deadline) instead of a timerfd per timer.
-fn c_run(bin: &PathBuf, n: usize, period: Duration, secs: Duration, one: bool) -> Q {
-    let mut args =
-        vec![n.to_string(), period.as_nanos().to_string(), secs.as_secs_f64().to_string()];
-    if one {
-        args.push("one".into());
+/// What a contender runs.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A C program, with its optional fourth argument.
+    C(CSource, Option<&'static str>),
+    Reactor(TimerMode),
+    Tokio,
+    Sleep,
+}
+
+/// The two C loops every p99 is compared with.
+const C_LOOP: &str = "C loop";
+const C_ONE: &str = "C one timerfd";
+
+struct Contender {
+    name: String,
+    kind: Kind,
+    /// The C loop doing the same kind of kernel work: [`C_LOOP`] (a kernel
+    /// timer per timer) or [`C_ONE`] (one wake-up at the earliest deadline).
+    floor: &'static str,
+    /// A C contender's binary, once built.
+    bin: Option<PathBuf>,
+}
+
+/// Every contender, in the order they are listed.
+fn contenders(leeway: Duration) -> Vec<Contender> {
+    let lw = if leeway.is_zero() { String::new() } else { format!(", leeway {leeway:?}") };
+    let new = |name: &str, kind, floor| Contender { name: name.into(), kind, floor, bin: None };
+    vec![
+        new(C_LOOP, Kind::C(FLOOR, None), C_LOOP),
+        new(C_ONE, Kind::C(FLOOR, Some("one")), C_ONE),
+        new(&format!("reactor dedicated{lw}"), Kind::Reactor(TimerMode::Dedicated), C_LOOP),
+        new(&format!("reactor shared{lw}"), Kind::Reactor(TimerMode::Shared), C_ONE),
+        new("tokio interval", Kind::Tokio, C_LOOP),
+        new("thread::sleep", Kind::Sleep, C_LOOP),
+        new("sd-event 1µs", Kind::C(SD_EVENT, Some("1")), C_ONE),
+        new("sd-event 1ms", Kind::C(SD_EVENT, Some("1000")), C_ONE),
+        new("libev", Kind::C(LIBEV, None), C_ONE),
+        new("libuv", Kind::C(LIBUV, None), C_ONE),
+        new("io_uring", Kind::C(IO_URING, None), C_LOOP),
+        new("epoll_pwait2", Kind::C(EPOLL_PWAIT2, None), C_ONE),
+    ]
+}
+
+/// A name as `--contenders` matches it: case ignored, `u` for `µ`.
+fn fold(name: &str) -> String {
+    name.to_lowercase().replace('µ', "u")
+}
+
+/// The contenders whose names start with one of `wanted` (all of them for
+/// none); exits on a name that matches nothing.
+fn select(all: Vec<Contender>, wanted: &[String]) -> Vec<Contender> {
+    if wanted.is_empty() {
+        return all;
     }
-    let out = Command::new(bin).args(args).output().expect("run lateness-floor");
+    let matches = |c: &Contender, w: &String| fold(&c.name).starts_with(&fold(w));
+    if let Some(w) = wanted.iter().find(|w| !all.iter().any(|c| matches(c, w))) {
+        let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+        eprintln!("lateness: no contender is named {w:?}; they are: {}", names.join(", "));
+        std::process::exit(2);
+    }
+    all.into_iter().filter(|c| wanted.iter().any(|w| matches(c, w))).collect()
+}
+
+/// Build the C programs the contenders need, each once. A contender whose
+/// library is missing is dropped, with one line naming the apt package;
+/// any other build failure ends the run.
+fn build_all(mut cs: Vec<Contender>) -> Vec<Contender> {
+    let mut sources: Vec<CSource> = Vec::new();
+    for c in &cs {
+        if let Kind::C(src, _) = c.kind
+            && !sources.contains(&src)
+        {
+            sources.push(src);
+        }
+    }
+    for src in sources {
+        let users = |c: &Contender| matches!(c.kind, Kind::C(s, _) if s == src);
+        match (build(src), src.lib) {
+            (Ok(bin), _) => {
+                cs.iter_mut().filter(|c| users(c)).for_each(|c| c.bin = Some(bin.clone()))
+            }
+            // gcc: "fatal error: ev.h: No such file or directory", or ld:
+            // "cannot find -lev".
+            (Err(e), Some((lib, package)))
+                if e.contains(".h: No such file")
+                    || e.contains(&format!("cannot find -l{lib}")) =>
+            {
+                let names: Vec<&str> =
+                    cs.iter().filter(|c| users(c)).map(|c| c.name.as_str()).collect();
+                println!(
+                    "lateness: skipping {}: {} needs lib{lib}, from the apt package {package}",
+                    names.join(", "),
+                    src.path
+                );
+                cs.retain(|c| !users(c));
+            }
+            (Err(e), _) => {
+                eprintln!("lateness: building {}: {e}", src.path);
+                std::process::exit(1);
+            }
+        }
+    }
+    cs
+}
+
+/// A C program, as a child process: it prints
+/// `samples p50 p99 p99.9 max cpu_ns_per_expiry`, all in ns.
+fn c_run(c: &Contender, extra: Option<&str>, n: usize, period: Duration, secs: Duration) -> Q {
+    let bin = c.bin.as_ref().expect("C programs are built before the runs");
+    let out = Command::new(bin)
+        .args([n.to_string(), period.as_nanos().to_string(), secs.as_secs_f64().to_string()])
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| {
+            eprintln!("lateness: running {}: {e}", bin.display());
+            std::process::exit(1);
+        });
+    // Its warnings (callbacks before their deadline) or its error.
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let f: Vec<f64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
-    assert_eq!(f.len(), 5, "lateness-floor printed {text:?}");
+    if !out.status.success() || f.len() != 6 {
+        eprintln!(
+            "lateness: {} ({}) failed, {}, printing {text:?}",
+            c.name,
+            bin.display(),
+            out.status
+        );
+        std::process::exit(1);
+    }
     Q {
         samples: f[0] as usize,
         p50: f[1] / 1e3,
         p99: f[2] / 1e3,
         p999: f[3] / 1e3,
         max: f[4] / 1e3,
+        cpu: f[5],
     }
 }
 
@@ -111,7 +321,15 @@ fn ns(t: ClockTime) -> u64 {
     t.as_nanos().expect("CLOCK_MONOTONIC is past its epoch")
 }
 
-fn reactor_run(mode: TimerMode, n: usize, period: Duration, secs: Duration) -> Stats {
+/// The reactor in `mode`; a non-zero `leeway` is given to every timer right
+/// after it is added.
+fn reactor_run(
+    mode: TimerMode,
+    n: usize,
+    period: Duration,
+    secs: Duration,
+    leeway: Duration,
+) -> Stats {
     let r = Reactor::new().unwrap();
     let samples = Rc::new(RefCell::new(Vec::with_capacity(n * secs.as_millis() as usize + 1024)));
     let p = period.as_nanos() as u64;
@@ -122,15 +340,20 @@ fn reactor_run(mode: TimerMode, n: usize, period: Duration, secs: Duration) -> S
         let s = samples.clone();
         let mut ticks = 0u64;
         let exp = Expiration::EveryAt { first: ClockTime::from_nanos(first), period };
-        timers.push(
-            r.add_timer(mode, exp, move |_, k| {
+        let timer = r
+            .add_timer(mode, exp, move |_, k| {
+                // A leeway moves the schedule later by less than a period,
+                // so the tick count still names the exact deadline.
                 ticks += k;
                 let deadline = first + (ticks - 1) * p;
                 let now = ns(Clock::Monotonic.now());
                 s.borrow_mut().push(now.saturating_sub(deadline));
             })
-            .unwrap(),
-        );
+            .unwrap();
+        if !leeway.is_zero() {
+            timer.set_leeway(leeway).unwrap();
+        }
+        timers.push(timer);
     }
     let end = Instant::now() + secs + Duration::from_millis(10);
     while Instant::now() < end {
@@ -201,30 +424,12 @@ fn sleep_run(n: usize, period: Duration, secs: Duration) -> Stats {
     Stats { samples }
 }
 
-/// "C loop" does dedicated mode's kernel work (a timerfd per timer), "C one
-/// timerfd" shared mode's (one timerfd re-armed at the earliest deadline).
-const CONTENDERS: [&str; 6] = [
-    "C loop",
-    "C one timerfd",
-    "reactor dedicated",
-    "reactor shared",
-    "tokio interval",
-    "thread::sleep",
-];
-
-/// The index in [`CONTENDERS`] of the C loop doing the same kernel work as `c`.
-fn floor_of(c: usize) -> usize {
-    if CONTENDERS[c] == "reactor shared" || CONTENDERS[c] == "C one timerfd" { 1 } else { 0 }
-}
-
-fn run(which: usize, c_bin: &PathBuf, n: usize, period: Duration, secs: Duration) -> Q {
-    match which {
-        0 => c_run(c_bin, n, period, secs, false),
-        1 => c_run(c_bin, n, period, secs, true),
-        2 => reactor_run(TimerMode::Dedicated, n, period, secs).quantiles(),
-        3 => reactor_run(TimerMode::Shared, n, period, secs).quantiles(),
-        4 => tokio_run(n, period, secs).quantiles(),
-        _ => sleep_run(n, period, secs).quantiles(),
+fn run(c: &Contender, n: usize, period: Duration, secs: Duration, leeway: Duration) -> Q {
+    match c.kind {
+        Kind::C(_, extra) => c_run(c, extra, n, period, secs),
+        Kind::Reactor(mode) => in_process(|| reactor_run(mode, n, period, secs, leeway)),
+        Kind::Tokio => in_process(|| tokio_run(n, period, secs)),
+        Kind::Sleep => in_process(|| sleep_run(n, period, secs)),
     }
 }
 
@@ -235,10 +440,26 @@ fn parse_load(s: &str) -> Option<(usize, Duration)> {
     Some((n.parse().ok()?, Duration::from_millis(ms)))
 }
 
+/// A duration as in `1ms`, `500us`, `500µs`, `2.5ms`, `100ns`, `1s`, or `0`.
+fn parse_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let units = [("ns", 1.0), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)];
+    let (value, unit) = units.iter().find_map(|(u, f)| Some((s.strip_suffix(u)?, f)))?;
+    let ns = value.parse::<f64>().ok()? * unit;
+    (ns.is_finite() && ns >= 0.0).then(|| Duration::from_nanos(ns.round() as u64))
+}
+
 fn usage() -> ! {
+    let names: Vec<String> = contenders(Duration::ZERO).into_iter().map(|c| c.name).collect();
     eprintln!(
-        "usage: lateness [--loads 10x1ms,20x1ms,100x10ms] [--rounds 3] [--secs 2] \
-         | lateness --sweep 5,10,20,50 [--secs 1] [--rounds 1] [--tsv FILE]"
+        "usage: lateness [--loads 10x1ms,20x1ms,100x10ms] [--rounds 3] [--secs 2] [--leeway 1ms] \
+         [--contenders NAME,...]\n   \
+         | lateness --sweep 5,10,20,50 [--secs 1] [--rounds 1] [--tsv FILE] [--leeway 1ms] \
+         [--contenders NAME,...]\n\
+         contenders (a prefix selects every one whose name starts with it): {}",
+        names.join(", ")
     );
     std::process::exit(2);
 }
@@ -253,6 +474,8 @@ fn main() {
     let mut rounds = 0usize; // 0: the mode's default (3 for --loads, 1 for --sweep)
     let mut sweep: Option<Vec<usize>> = None;
     let mut tsv: Option<PathBuf> = None;
+    let mut leeway = Duration::ZERO;
+    let mut wanted: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
@@ -269,14 +492,24 @@ fn main() {
                 )
             }
             "--tsv" => tsv = Some(PathBuf::from(value())),
+            "--leeway" => leeway = parse_duration(&value()).unwrap_or_else(|| usage()),
+            "--contenders" => {
+                wanted = value().split(',').map(|w| w.trim().to_string()).collect();
+                wanted.retain(|w| !w.is_empty());
+            }
             _ => usage(),
         }
     }
-    let c_bin = build_floor().unwrap_or_else(|e| {
-        eprintln!("lateness: building scripts/lateness-floor.c: {e}");
+    let cs = build_all(select(contenders(leeway), &wanted));
+    let k = cs.len();
+    if k == 0 {
+        eprintln!("lateness: no contender left to run");
         std::process::exit(1);
-    });
-    let k = CONTENDERS.len();
+    }
+    let names: Vec<&str> = cs.iter().map(|c| c.name.as_str()).collect();
+    // Where each C loop is in `cs`, if it runs.
+    let index_of = |name: &str| cs.iter().position(|c| c.name == name);
+    let (c_loop, c_one) = (index_of(C_LOOP), index_of(C_ONE));
     if rounds == 0 {
         rounds = if sweep.is_some() { 1 } else { 3 };
     }
@@ -286,7 +519,7 @@ fn main() {
             "p99 lateness (µs) against the expiry rate: N timers at 1 ms, {secs:?} per run, \
              median of {rounds} run(s) per point\n"
         );
-        println!("| expiries/s | {} |", CONTENDERS.join(" | "));
+        println!("| expiries/s | {} |", names.join(" | "));
         println!("|---:|{}", "---:|".repeat(k));
         let mut curve = Vec::new();
         for (i, &n) in ns.iter().enumerate() {
@@ -294,7 +527,7 @@ fn main() {
             for round in 0..rounds {
                 for j in 0..k {
                     let which = (j + i + round) % k;
-                    runs[which].push(run(which, &c_bin, n, period, secs).p99);
+                    runs[which].push(run(&cs[which], n, period, secs, leeway).p99);
                 }
             }
             let p99: Vec<f64> = runs.iter_mut().map(|v| median(v)).collect();
@@ -325,15 +558,15 @@ fn main() {
                 curve.iter().filter(|(_, p)| p[c] <= 100.0).map(|(r, _)| *r).max().unwrap_or(0)
             })
             .collect();
-        // Each against the C loop doing its kernel work.
-        let ratio = |v: &[usize], c: usize| {
-            let f = floor_of(c);
-            if v[f] == 0 { f64::NAN } else { v[c] as f64 / v[f] as f64 }
+        // Each against the C loop doing its kind of kernel work, if it ran.
+        let ratio = |v: &[usize], c: usize| match index_of(cs[c].floor) {
+            Some(f) if v[f] != 0 => format!("{:.2}×", v[c] as f64 / v[f] as f64),
+            _ => "–".to_string(),
         };
         for c in 0..k {
             println!(
-                "| {} | {} | {:.2}× | {} | {:.2}× |",
-                CONTENDERS[c],
+                "| {} | {} | {} | {} | {} |",
+                names[c],
                 sat[c],
                 ratio(&sat, c),
                 highest[c],
@@ -341,7 +574,7 @@ fn main() {
             );
         }
         if let Some(path) = tsv {
-            let mut out = format!("rate\t{}\n", CONTENDERS.join("\t"));
+            let mut out = format!("rate\t{}\n", names.join("\t"));
             for (rate, p) in &curve {
                 let cells: Vec<String> = p.iter().map(|v| format!("{v:.1}")).collect();
                 out += &format!("{rate}\t{}\n", cells.join("\t"));
@@ -352,38 +585,44 @@ fn main() {
     }
     println!(
         "lateness (µs) of periodic timers, phases spread over the period, {secs:?} per run, \
-         {rounds} rounds; medians over the rounds\n"
+         {rounds} rounds; CPU (ns) per expiry; medians over the rounds\n"
     );
     println!(
-        "| load | contender | samples | p50 | p99 | p99 range | p99.9 | max | p99 / C loop | p99 / C one timerfd |"
+        "| load | contender | samples | p50 | p99 | p99 range | p99.9 | max | CPU ns/expiry | p99 / C loop | p99 / C one timerfd |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &(n, period) in &loads {
         let mut q = vec![Vec::new(); k];
         for round in 0..rounds {
             for j in 0..k {
                 let which = (j + round) % k;
-                q[which].push(run(which, &c_bin, n, period, secs));
+                q[which].push(run(&cs[which], n, period, secs, leeway));
             }
         }
         for c in 0..k {
             let col = |f: fn(&Q) -> f64| q[c].iter().map(f).collect::<Vec<f64>>();
             let mut p99 = col(|x| x.p99);
             let med99 = median(&mut p99);
-            let ratio = |f: usize| -> f64 {
-                median(&mut (0..rounds).map(|r| q[c][r].p99 / q[f][r].p99).collect::<Vec<f64>>())
+            let ratio = |f: Option<usize>| match f {
+                Some(f) => format!(
+                    "{:.2}×",
+                    median(&mut (0..rounds).map(|r| q[c][r].p99 / q[f][r].p99).collect::<Vec<_>>())
+                ),
+                None => "–".to_string(),
             };
-            let (to_c, to_one) = (ratio(0), ratio(1));
             println!(
-                "| {n} × {}ms | {} | {:.0} | {:.1} | {med99:.1} | {:.1}–{:.1} | {:.1} | {:.1} | {to_c:.2}× | {to_one:.2}× |",
+                "| {n} × {}ms | {} | {:.0} | {:.1} | {med99:.1} | {:.1}–{:.1} | {:.1} | {:.1} | {:.0} | {} | {} |",
                 period.as_millis(),
-                CONTENDERS[c],
+                names[c],
                 median(&mut col(|x| x.samples as f64)),
                 median(&mut col(|x| x.p50)),
                 p99[0],
                 p99[p99.len() - 1],
                 median(&mut col(|x| x.p999)),
                 col(|x| x.max).into_iter().fold(0.0, f64::max),
+                median(&mut col(|x| x.cpu)),
+                ratio(c_loop),
+                ratio(c_one),
             );
         }
     }

@@ -388,7 +388,9 @@ fn measure(
             while next < end {
                 if let Ok(mut c) = TcpStream::connect(addr) {
                     let mut sink = Vec::new();
-                    let asked = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: load\r\nConnection: close\r\n\r\n");
+                    let asked = c.write_all(
+                        b"GET /metrics HTTP/1.1\r\nHost: load\r\nConnection: close\r\n\r\n",
+                    );
                     if asked.is_ok() && c.read_to_end(&mut sink).is_ok() {
                         scrapes += 1;
                     }
