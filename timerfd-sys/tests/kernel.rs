@@ -319,3 +319,46 @@ fn into_owned_fd_keeps_the_fd_open_and_armed() {
     assert!(wait_readable(&fd, LIMIT), "the timer stayed armed after the conversion");
     assert!(format!("{:?}", monotonic()).starts_with("TimerFd { fd: "));
 }
+
+/// `apply` arms exactly what `set` arms for the same expiration, and a
+/// setting can be applied again and again.
+#[test]
+fn apply_arms_what_set_arms() {
+    let (a, b) = (monotonic(), monotonic());
+    let e = Expiration::Every { first: Duration::from_secs(30), period: Duration::from_secs(7) };
+    let setting = e.validate().unwrap();
+    a.apply(&setting).unwrap();
+    b.set(e).unwrap();
+    let (sa, sb) = (a.get().unwrap().unwrap(), b.get().unwrap().unwrap());
+    assert_eq!(sa.period, sb.period);
+    assert!(sa.remaining.abs_diff(sb.remaining) < LIMIT, "{sa:?} {sb:?}");
+    a.apply(&setting).unwrap();
+    assert_eq!(a.get().unwrap().unwrap().period, Some(Duration::from_secs(7)));
+}
+
+/// `set_deadline`: absolute and one-shot; 0 fires at once instead of
+/// disarming; a deadline past the kernel's range is clamped to `MAX_TIME`,
+/// never an error and never a disarm.
+#[test]
+fn set_deadline_is_absolute_fires_for_zero_and_clamps_the_far_future() {
+    let t = monotonic();
+    let now = Clock::Monotonic.now().duration_since(ClockTime::ZERO).unwrap();
+    let deadline = now + Duration::from_secs(60);
+    t.set_deadline(deadline.as_nanos() as u64).unwrap();
+    let state = t.get().unwrap().unwrap();
+    assert_eq!(state.period, None);
+    assert!(
+        state.remaining <= Duration::from_secs(60)
+            && state.remaining + LIMIT > Duration::from_secs(60)
+    );
+    assert!(fdinfo(&t).contains("settime flags: 01"), "{}", fdinfo(&t));
+
+    t.set_deadline(0).unwrap();
+    assert!(wait_readable(&t, LIMIT), "a zero deadline disarmed the timer");
+    assert_eq!(t.read().unwrap(), 1);
+
+    t.set_deadline(u64::MAX).unwrap();
+    let state = t.get().unwrap().unwrap();
+    let left = MAX_TIME.checked_sub(now).unwrap();
+    assert!(state.remaining <= left && state.remaining + LIMIT >= left, "{state:?}");
+}

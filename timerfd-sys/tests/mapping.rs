@@ -230,6 +230,27 @@ proptest! {
         }
     }
 
+    /// `validate` is `to_itimerspec` checked once and kept: the same
+    /// flags, the same itimerspec, the same error, and its accessors read
+    /// back what was asked.
+    #[test]
+    fn a_setting_is_the_mapping_validated_once(e in expiration()) {
+        match (e.validate(), e.to_itimerspec()) {
+            (Ok(setting), Ok((flags, spec))) => {
+                prop_assert_eq!(setting.flags(), flags);
+                prop_assert_eq!(setting.itimerspec().it_value, spec.it_value);
+                prop_assert_eq!(setting.itimerspec().it_interval, spec.it_interval);
+                prop_assert_eq!(setting.expiration(), e);
+                prop_assert_eq!(setting.is_absolute(), e.is_absolute());
+                prop_assert_eq!(setting.first(), as_duration(&spec.it_value));
+                let (_, period) = requested(&e);
+                prop_assert_eq!(setting.period(), (!period.is_zero()).then_some(period));
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            (a, b) => prop_assert!(false, "validate {a:?} but to_itimerspec {b:?}"),
+        }
+    }
+
     #[test]
     fn clock_time_add_and_since_are_inverse(t in clock_time(), d in duration()) {
         match t.checked_add(d) {
