@@ -124,10 +124,11 @@ impl Timer {
     }
 
     /// Let the timer fire up to `leeway` after each deadline (never before),
-    /// so that one wake-up can serve it and other timers: its schedule moves
-    /// forward, by less than `leeway`, onto a grid other timers share (see
-    /// the [`leeway`](crate::leeway) module). Zero, the default, fires
-    /// exactly on time.
+    /// so that one wake-up can serve it and other timers (see the
+    /// [`leeway`](crate::leeway) module): a shared timer waits in its heap
+    /// until some wake-up finds its window open, or its window ends; a
+    /// dedicated timer's schedule moves forward, by less than `leeway`, onto
+    /// a grid other timers share. Zero, the default, fires exactly on time.
     ///
     /// It applies to the current schedule at once, and to every later
     /// [`set`](Self::set). For an armed dedicated timer the next expiry is

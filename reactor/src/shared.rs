@@ -31,8 +31,10 @@
 //!   followed without re-reading every timer. Realtime clocks are refused
 //!   with [`Error::SharedClock`]; a dedicated timer follows the kernel's
 //!   rules for them exactly.
-//! * **The timerfd is armed no later than the earliest live deadline.** It
-//!   is re-armed only when a push makes a new earliest deadline (armed
+//! * **The timerfd is armed no later than the heap's wake-up**
+//!   ([`Heap::wake_at`]: the earliest deadline, or for a timer with a
+//!   leeway the end of its window). It is re-armed only when a push makes
+//!   a new earliest wake-up (armed
 //!   before the push, so a failed `timerfd_settime` leaves the heap as it
 //!   was), and after a firing pass. A deadline past [`MAX_TIME`] is armed at
 //!   `MAX_TIME`, where the kernel saturates dedicated timers too. Cancelling
@@ -59,7 +61,7 @@ use timerfd_sys::{Clock, ClockTime, Setting, TimerFd};
 pub use heap::COMPACT_MIN;
 pub(crate) use heap::{Fired, Heap, Schedule};
 
-use crate::{Error, Token, leeway};
+use crate::{Error, Token};
 
 /// The clocks a shared heap can run on, in the order of their index.
 pub(crate) const CLOCKS: [Clock; 3] = [Clock::Monotonic, Clock::Boottime, Clock::BoottimeAlarm];
@@ -81,15 +83,14 @@ pub(crate) fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// What `setting` means on `clock`, read now, with `leeway_ns` applied:
-/// the deadline moved forward onto the leeway grid (see the
-/// [`leeway`](crate::leeway) module).
-pub(crate) fn schedule(clock: Clock, setting: &Setting, leeway_ns: u64) -> Schedule {
+/// What `setting` means on `clock`, read now: the exact deadline (a
+/// leeway is applied by the heap, when it decides when to wake).
+pub(crate) fn schedule(clock: Clock, setting: &Setting) -> Schedule {
     let first = duration_ns(setting.first());
     let deadline =
         if setting.is_absolute() { first } else { nanos(clock.now()).saturating_add(first) };
     let period_ns = setting.period().map_or(0, duration_ns);
-    Schedule { deadline: leeway::align(deadline, leeway::step(period_ns, leeway_ns)), period_ns }
+    Schedule { deadline, period_ns }
 }
 
 /// One clock's shared timers: their heap, their timerfd, and what it is
@@ -141,7 +142,7 @@ impl<C> SharedClock<C> {
     /// (or there is no timerfd yet). On error nothing changes.
     pub(crate) fn arm_for(&mut self, deadline: u64) -> Result<Option<u64>, timerfd_sys::Error> {
         let target = match self.stranded {
-            true => self.heap.earliest().map_or(deadline, |e| e.min(deadline)),
+            true => self.heap.wake_at().map_or(deadline, |e| e.min(deadline)),
             false if self.armed_for.is_some_and(|armed| armed <= deadline) => return Ok(None),
             false => deadline,
         };
@@ -152,11 +153,11 @@ impl<C> SharedClock<C> {
         Ok(Some(target))
     }
 
-    /// After a pass, or to heal a stranded clock: point the timerfd at the
-    /// earliest live deadline. On error the clock is stranded until a later
-    /// call succeeds.
+    /// After a pass, or to heal a stranded clock: point the timerfd at
+    /// [`Heap::wake_at`]. On error the clock is stranded until a later call
+    /// succeeds.
     pub(crate) fn sync(&mut self) -> Result<Option<u64>, timerfd_sys::Error> {
-        let Some(earliest) = self.heap.earliest() else {
+        let Some(earliest) = self.heap.wake_at() else {
             self.stranded = false; // nothing to wait for
             return Ok(None);
         };
@@ -176,9 +177,9 @@ impl<C> SharedClock<C> {
         self.fd.as_ref().map_or(Ok(0), |(fd, _)| fd.read())
     }
 
-    /// For a stranded clock: the earliest deadline, which no timerfd is
-    /// sure to wake the loop for.
+    /// For a stranded clock: when it must wake, which no timerfd is sure to
+    /// wake the loop for.
     pub(crate) fn stranded_deadline(&mut self) -> Option<u64> {
-        if self.stranded { self.heap.earliest() } else { None }
+        if self.stranded { self.heap.wake_at() } else { None }
     }
 }

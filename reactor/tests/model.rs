@@ -1,5 +1,5 @@
 //! Model-based test: random sequences of add (valid, far and refused),
-//! drop, re-arm (valid and refused), disarm, detach, slot reuse, poisoning
+//! drop, re-arm (valid and refused), disarm, leeway, detach, slot reuse, poisoning
 //! (the timer's next callback panics, caught outside `turn`) and turn, over
 //! both timer modes, with I/O sources, channels, deferred callbacks and idle
 //! hooks alongside, checked after every step against a model of which
@@ -57,6 +57,8 @@ enum Op {
     Rearm(usize, u64),
     RearmRefused(usize, usize),
     Disarm(usize),
+    /// Give timer `i` a leeway of this many µs (0 takes it away).
+    Leeway(usize, u64),
     Detach(usize),
     Poison(usize),
     Turn(u64),
@@ -83,6 +85,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), 0u64..1_000).prop_map(|(i, us)| Op::Rearm(i, us)),
         1 => (any::<usize>(), any::<usize>()).prop_map(|(i, which)| Op::RearmRefused(i, which)),
         1 => any::<usize>().prop_map(Op::Disarm),
+        1 => (any::<usize>(), 0u64..2_000).prop_map(|(i, us)| Op::Leeway(i, us)),
         1 => any::<usize>().prop_map(Op::Detach),
         1 => any::<usize>().prop_map(Op::Poison),
         4 => (0u64..600).prop_map(Op::Turn),
@@ -453,6 +456,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let n = h.live.len();
                 h.live[i % n].timer.disarm().unwrap();
                 h.model.armed.remove(&h.live[i % n].id);
+            }
+            Op::Leeway(i, us) if !h.live.is_empty() => {
+                // Never early, so the model's arming stands: a leeway only
+                // lets the timer come later (within the lost-fire bound).
+                let n = h.live.len();
+                h.live[i % n].timer.set_leeway(Duration::from_micros(us)).unwrap();
             }
             Op::Detach(i) if !h.live.is_empty() => {
                 let l = h.live.swap_remove(i % h.live.len());

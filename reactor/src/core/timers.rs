@@ -5,7 +5,7 @@
 //! * Dedicated: the setting goes to the timer's own timerfd, as it is
 //!   ([`TimerFd::apply`]), or moved onto its leeway grid first.
 //! * Shared: the setting becomes a [`Schedule`] (nanoseconds on the clock)
-//!   once, and the clock's timerfd is armed from deadlines
+//!   once, and the clock's timerfd is armed from its heap's wake-ups
 //!   ([`TimerFd::set_deadline`]).
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -79,7 +79,7 @@ impl<D: 'static> Core<D> {
         callback: TimerFn<D>,
     ) -> Result<SourceId, Error> {
         let c = clock_index(clock)?;
-        let schedule = shared::schedule(clock, setting, 0);
+        let schedule = shared::schedule(clock, setting);
         self.clocks[c as usize].heap.check_room()?;
         let created = self.open_clock_fd(c)?;
         if let Err(e) = self.arm_clock(c, schedule.deadline) {
@@ -200,8 +200,7 @@ impl<D: 'static> Core<D> {
                 }
                 match setting {
                     Some(setting) => {
-                        let leeway_ns = heap.leeway(key);
-                        let schedule = shared::schedule(CLOCKS[c as usize], setting, leeway_ns);
+                        let schedule = shared::schedule(CLOCKS[c as usize], setting);
                         self.push_shared(c, key, schedule)?;
                     }
                     None => {
@@ -216,10 +215,11 @@ impl<D: 'static> Core<D> {
         }
     }
 
-    /// Re-arm shared timer `key` per `schedule`: the timerfd first, so a
-    /// failure leaves the heap as it was.
+    /// Re-arm shared timer `key` per `schedule`: the timerfd first (for the
+    /// end of the timer's window), so a failure leaves the heap as it was.
     fn push_shared(&mut self, c: u8, key: u32, schedule: Schedule) -> Result<(), Error> {
-        self.arm_clock(c, schedule.deadline)?;
+        let leeway_ns = self.clocks[c as usize].heap.leeway(key);
+        self.arm_clock(c, schedule.deadline.saturating_add(leeway_ns))?;
         self.clocks[c as usize].heap.set(key, schedule);
         self.heap_gauges();
         let deadline_ns = schedule.deadline;
@@ -227,9 +227,9 @@ impl<D: 'static> Core<D> {
         Ok(())
     }
 
-    /// Give a timer a leeway, and move its current schedule onto the new
-    /// grid (see the `leeway` module). On error it keeps its old leeway and
-    /// schedule.
+    /// Give a timer a leeway: a dedicated timer's current schedule moves
+    /// onto the new grid, a shared timer's window widens in its heap (see
+    /// the `leeway` module). On error it keeps its old leeway and schedule.
     pub(crate) fn set_leeway(&mut self, id: SourceId, leeway_ns: u64) -> Result<(), Error> {
         match id {
             SourceId::Dedicated(token) => {
@@ -252,14 +252,19 @@ impl<D: 'static> Core<D> {
                         Some(period) => Expiration::EveryAt { first, period },
                         None => Expiration::OnceAt(first),
                     };
-                    let armed = arm_dedicated(fd, &exp.validate()?, leeway_ns)?;
-                    let raw = fd.as_raw_fd();
-                    *current = leeway_ns;
-                    self.tracer
-                        .emit(|| TraceEvent::Arm { fd: raw, expiration: armed.expiration() });
-                } else {
-                    *current = leeway_ns;
+                    // A relative timer the kernel saturated (at KTIME_MAX,
+                    // past MAX_TIME) cannot be re-armed absolute; a grid
+                    // would not matter there anyway: it keeps its setting.
+                    if let Ok(setting) = exp.validate() {
+                        let armed = arm_dedicated(fd, &setting, leeway_ns)?;
+                        let raw = fd.as_raw_fd();
+                        *current = leeway_ns;
+                        self.tracer
+                            .emit(|| TraceEvent::Arm { fd: raw, expiration: armed.expiration() });
+                        return Ok(());
+                    }
                 }
+                *current = leeway_ns;
                 Ok(())
             }
             SourceId::Shared { clock: c, key, generation } => {
@@ -267,14 +272,13 @@ impl<D: 'static> Core<D> {
                 if !heap.is_current(key, generation) {
                     return Err(Error::Gone);
                 }
-                let schedule =
-                    heap.schedule(key).filter(|s| leeway::step(s.period_ns, leeway_ns) != 0);
-                if let Some(Schedule { deadline, period_ns }) = schedule {
-                    let step = leeway::step(period_ns, leeway_ns);
-                    let schedule = Schedule { deadline: leeway::align(deadline, step), period_ns };
-                    self.push_shared(c, key, schedule)?;
+                // The deadline stays; the window's new end may need the
+                // timerfd sooner (armed first: on error nothing changed).
+                if let Some(schedule) = heap.schedule(key) {
+                    self.arm_clock(c, schedule.deadline.saturating_add(leeway_ns))?;
                 }
                 self.clocks[c as usize].heap.set_leeway(key, leeway_ns);
+                self.heap_gauges();
                 Ok(())
             }
             _ => Err(Error::NotATimer),

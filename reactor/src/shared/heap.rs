@@ -1,24 +1,39 @@
-//! The heap of one shared clock: a slab of timers and a binary heap of
+//! The heap of one shared clock: a slab of timers and binary heaps of
 //! their deadlines, with lazy deletion. Pure data: no syscall, no clock
 //! reading, no callback call happens here.
+//!
+//! # Coalescing from the heap
+//!
+//! A timer with no leeway has one entry, in `heap`, at its deadline. A
+//! timer with a leeway `L` has two: one in `lazy` at its deadline (when it
+//! may fire) and one in `latest` at its deadline + `L` (when it must have
+//! fired). The clock wakes at [`wake_at`](Heap::wake_at), the earliest of
+//! the precise deadlines and the `latest` instants, and a pass fires every
+//! timer whose deadline has passed, from `heap` and `lazy` both. So a wake-up
+//! due for one timer serves every lazy timer whose window has opened, and
+//! lazy timers wake the loop only when the first of their windows closes:
+//! never early, never past a window, and for any period (sd-event's
+//! accuracy, libdispatch's leeway). Timers with no leeway pay nothing for it.
 //!
 //! # Ground rules
 //!
 //! * **Deadlines** are nanoseconds on the clock, absolute. A timer's
 //!   current deadline is kept in its entry too; a heap entry is live only
-//!   while its `seq` and its deadline are both the timer's current ones.
+//!   while its `seq` and its deadline (in `latest`: deadline + leeway) are
+//!   both the timer's current ones.
 //! * **Lazy deletion.** Every arm takes a fresh `seq`; cancelling or
 //!   re-arming a timer leaves its old heap entry in place, and that entry
 //!   is skipped when it surfaces (even if the slab slot now holds another
-//!   timer). Dead entries are counted as `heap.len() - armed`, so the count
+//!   timer). Dead entries are counted as all entries minus live ones, so the count
 //!   cannot drift. When they outnumber live ones (and exceed
-//!   [`COMPACT_MIN`]) the heap is rebuilt without them: memory stays within
+//!   [`COMPACT_MIN`]) the heaps are rebuilt without them: memory stays within
 //!   about twice the live count, amortised O(1) per cancel. A `seq` that
 //!   wrapped onto a dead entry's still finds a different deadline, and an
 //!   entry whose deadline matches too is due exactly when the live one is.
 //! * **64 bytes a timer.** A 48-byte slab entry (the slab's vacant/occupied
-//!   tag lives in the never-zero generation) plus a 16-byte heap entry;
-//!   "armed" is `seq != NOT_ARMED`, and "detached" is a bit in a side bitmap.
+//!   tag lives in the never-zero generation) plus a 16-byte heap entry (a
+//!   second one for a timer with a leeway); "armed" is `seq != NOT_ARMED`,
+//!   and "detached" is a bit in a side bitmap.
 //! * **A pass fires only what was due when it started.** Due entries are
 //!   collected first; a callback that re-arms a timer (even into the past)
 //!   pushes a new entry for the next pass, so a pass always ends. A pass cut
@@ -55,7 +70,8 @@ pub(crate) struct Timer<C> {
     deadline: u64,
     /// 0 for a one-shot.
     period_ns: u64,
-    /// Applied at every arm (see the `leeway` module).
+    /// How late it may fire: 0 puts it in `heap`, more in `lazy` and
+    /// `latest` (see "Coalescing from the heap").
     leeway_ns: u64,
     /// The `seq` of this timer's live heap entry, or [`NOT_ARMED`].
     seq: u32,
@@ -84,10 +100,15 @@ pub(crate) struct Fired {
 
 pub(crate) struct Heap<C> {
     timers: Slab<Timer<C>>,
+    /// The deadlines of timers with no leeway.
     heap: BinaryHeap<Reverse<Entry>>,
-    /// Timers that are armed: each has exactly one live heap entry (or one
-    /// in the due list during a pass).
-    armed: usize,
+    /// The deadlines of timers with a leeway: when each may fire.
+    lazy: BinaryHeap<Reverse<Entry>>,
+    /// Their deadline + leeway: when each must have fired.
+    latest: BinaryHeap<Reverse<Entry>>,
+    /// Live entries over the three heaps: one per armed timer, two for an
+    /// armed timer with a leeway (one may sit in the due list during a pass).
+    live: usize,
     next_seq: u32,
     /// One bit per slab key: set for a detached timer.
     detached: Vec<u64>,
@@ -102,7 +123,9 @@ impl<C> Default for Heap<C> {
         Heap {
             timers: Slab::new(),
             heap: BinaryHeap::new(),
-            armed: 0,
+            lazy: BinaryHeap::new(),
+            latest: BinaryHeap::new(),
+            live: 0,
             next_seq: 0,
             detached: Vec::new(),
             due: Vec::new(),
@@ -114,7 +137,7 @@ impl<C> Default for Heap<C> {
 impl<C> Heap<C> {
     /// Heap entries, dead ones included.
     pub(crate) fn heap_len(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.lazy.len() + self.latest.len()
     }
 
     /// Whether slot `key` still holds the timer of `generation`.
@@ -140,9 +163,22 @@ impl<C> Heap<C> {
         let timer =
             Timer { deadline, period_ns, leeway_ns, seq, generation, callback: Some(callback) };
         let key = self.timers.insert(timer) as u32; // check_room: the key fits
-        self.heap.push(Reverse(Entry { deadline, key, seq }));
-        self.armed += 1;
+        self.push(Entry { deadline, key, seq }, leeway_ns);
         (key, generation.get())
+    }
+
+    /// Push the live entries of an arm: `e` at the deadline, and for a
+    /// timer with a leeway its latest instant too.
+    fn push(&mut self, e: Entry, leeway_ns: u64) {
+        if leeway_ns == 0 {
+            self.heap.push(Reverse(e));
+            self.live += 1;
+        } else {
+            self.lazy.push(Reverse(e));
+            let latest = e.deadline.saturating_add(leeway_ns);
+            self.latest.push(Reverse(Entry { deadline: latest, ..e }));
+            self.live += 2;
+        }
     }
 
     fn take_seq(&mut self) -> u32 {
@@ -154,15 +190,16 @@ impl<C> Heap<C> {
         seq
     }
 
-    /// Re-arm timer `key` per `schedule`; its old deadline, if any, goes dead.
+    /// Re-arm timer `key` per `schedule`; its old entries, if any, go dead.
     pub(crate) fn set(&mut self, key: u32, schedule: Schedule) {
         let seq = self.take_seq();
         let Some(t) = self.timers.get_mut(key as usize) else { return };
-        if t.seq == NOT_ARMED {
-            self.armed += 1;
+        if t.seq != NOT_ARMED {
+            self.live -= entries(t.leeway_ns);
         }
         (t.seq, t.deadline, t.period_ns) = (seq, schedule.deadline, schedule.period_ns);
-        self.heap.push(Reverse(Entry { deadline: schedule.deadline, key, seq }));
+        let leeway_ns = t.leeway_ns;
+        self.push(Entry { deadline: schedule.deadline, key, seq }, leeway_ns);
         self.maybe_compact();
     }
 
@@ -172,7 +209,7 @@ impl<C> Heap<C> {
         let was_armed = t.seq != NOT_ARMED;
         if was_armed {
             t.seq = NOT_ARMED;
-            self.armed -= 1;
+            self.live -= entries(t.leeway_ns);
             self.maybe_compact();
         }
         was_armed
@@ -189,9 +226,18 @@ impl<C> Heap<C> {
         self.timers.get(key as usize).map_or(0, |t| t.leeway_ns)
     }
 
+    /// Give timer `key` a leeway. An armed timer keeps its deadline; its
+    /// entries move to the heaps of the new leeway.
     pub(crate) fn set_leeway(&mut self, key: u32, leeway_ns: u64) {
-        if let Some(t) = self.timers.get_mut(key as usize) {
-            t.leeway_ns = leeway_ns;
+        let Some(t) = self.timers.get_mut(key as usize) else { return };
+        let old = std::mem::replace(&mut t.leeway_ns, leeway_ns);
+        if t.seq != NOT_ARMED {
+            // Its entries go dead; `set` pushes new ones where the new
+            // leeway puts them.
+            let schedule = Schedule { deadline: t.deadline, period_ns: t.period_ns };
+            t.seq = NOT_ARMED;
+            self.live -= entries(old);
+            self.set(key, schedule);
         }
     }
 
@@ -200,7 +246,7 @@ impl<C> Heap<C> {
     pub(crate) fn remove(&mut self, key: u32) -> Option<(Option<C>, bool)> {
         let t = self.timers.try_remove(key as usize)?;
         if t.seq != NOT_ARMED {
-            self.armed -= 1;
+            self.live -= entries(t.leeway_ns);
             self.maybe_compact();
         }
         let detached = self.is_detached(key);
@@ -227,50 +273,67 @@ impl<C> Heap<C> {
 
     /// Heap entries whose timer has since been re-armed, cancelled or removed.
     pub(crate) fn dead(&self) -> usize {
-        self.heap.len().saturating_sub(self.armed)
+        self.heap_len().saturating_sub(self.live)
     }
 
-    /// Rebuild the heap without dead entries once they outnumber live ones.
+    /// Rebuild the heaps without dead entries once they outnumber live ones.
     fn maybe_compact(&mut self) {
         let dead = self.dead();
-        if dead > COMPACT_MIN && dead > self.armed {
+        if dead > COMPACT_MIN && dead > self.live {
             let timers = &self.timers;
             self.heap.retain(|Reverse(e)| is_live(timers, e));
+            self.lazy.retain(|Reverse(e)| is_live(timers, e));
+            self.latest.retain(|Reverse(e)| is_live_latest(timers, e));
         }
     }
 
-    /// The earliest live deadline, dropping dead entries from the top.
-    pub(crate) fn earliest(&mut self) -> Option<u64> {
-        while let Some(Reverse(top)) = self.heap.peek() {
-            if is_live(&self.timers, top) {
-                return Some(top.deadline);
-            }
-            self.heap.pop();
+    /// When the clock must wake: the earliest live deadline of a timer with
+    /// no leeway, or deadline + leeway of one with a leeway, whichever
+    /// comes first. Dead entries are dropped from the tops on the way.
+    pub(crate) fn wake_at(&mut self) -> Option<u64> {
+        let timers = &self.timers;
+        let precise = top(&mut self.heap, |e| is_live(timers, e));
+        let latest = top(&mut self.latest, |e| is_live_latest(timers, e));
+        match (precise, latest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        None
     }
 
-    /// Start a pass: move every live entry due at `now` to the due list.
-    /// Returns how many there are.
+    /// Start a pass: move every live entry due at `now` (its deadline
+    /// passed, leeway or not) to the due list, in deadline order. Returns
+    /// how many there are.
     pub(crate) fn collect_due(&mut self, now: u64) -> usize {
         self.due.clear();
-        while let Some(&Reverse(top)) = self.heap.peek() {
-            if top.deadline > now {
-                break;
-            }
-            self.heap.pop();
-            if is_live(&self.timers, &top) {
-                self.due.push(top);
+        loop {
+            let a = self.heap.peek().map(|Reverse(e)| e.deadline);
+            let b = self.lazy.peek().map(|Reverse(e)| e.deadline);
+            let from = match (a, b) {
+                (Some(a), Some(b)) if a.min(b) <= now => {
+                    if a <= b {
+                        &mut self.heap
+                    } else {
+                        &mut self.lazy
+                    }
+                }
+                (Some(a), None) if a <= now => &mut self.heap,
+                (None, Some(b)) if b <= now => &mut self.lazy,
+                _ => break,
+            };
+            let Some(Reverse(e)) = from.pop() else { break };
+            if is_live(&self.timers, &e) {
+                self.due.push(e);
             }
         }
         self.due.len()
     }
 
-    /// Put the due entries from `from` on back in the heap: a pass cut short
-    /// by a panicking callback leaves them for the next pass.
+    /// Put the due entries from `from` on back in their heaps: a pass cut
+    /// short by a panicking callback leaves them for the next pass.
     pub(crate) fn requeue_due(&mut self, from: usize) {
         for e in self.due.drain(from.min(self.due.len())..) {
-            self.heap.push(Reverse(e));
+            let lazy = self.timers.get(e.key as usize).is_some_and(|t| t.leeway_ns > 0);
+            if lazy { &mut self.lazy } else { &mut self.heap }.push(Reverse(e));
         }
     }
 
@@ -282,22 +345,26 @@ impl<C> Heap<C> {
         let e = *self.due.get(i)?;
         let t = self.timers.get_mut(e.key as usize).filter(|t| t.seq == e.seq)?;
         let late = now.saturating_sub(e.deadline);
+        let generation = t.generation.get();
+        let leeway_ns = t.leeway_ns;
         let ticks = match late.checked_div(t.period_ns) {
             None => {
                 // A one-shot (period 0): fired, now disarmed.
                 t.seq = NOT_ARMED;
-                self.armed -= 1;
+                self.live -= entries(leeway_ns);
                 1
             }
             Some(missed) => {
                 let ticks = 1 + missed;
                 let next = e.deadline.saturating_add(ticks.saturating_mul(t.period_ns));
                 t.deadline = next;
-                self.heap.push(Reverse(Entry { deadline: next, key: e.key, seq: e.seq }));
+                // The entries of the fired deadline are gone or dead now.
+                self.live -= entries(leeway_ns);
+                self.push(Entry { deadline: next, key: e.key, seq: e.seq }, leeway_ns);
                 ticks
             }
         };
-        Some(Fired { key: e.key, generation: t.generation.get(), ticks })
+        Some(Fired { key: e.key, generation, ticks })
     }
 
     /// Where timer `key` of `generation` keeps its callback.
@@ -307,8 +374,32 @@ impl<C> Heap<C> {
     }
 }
 
+/// Live entries of one arm: one, or two with a leeway.
+fn entries(leeway_ns: u64) -> usize {
+    if leeway_ns == 0 { 1 } else { 2 }
+}
+
 fn is_live<C>(timers: &Slab<Timer<C>>, e: &Entry) -> bool {
     timers.get(e.key as usize).is_some_and(|t| t.seq == e.seq && t.deadline == e.deadline)
+}
+
+/// An entry of `latest` is at deadline + leeway.
+fn is_live_latest<C>(timers: &Slab<Timer<C>>, e: &Entry) -> bool {
+    timers.get(e.key as usize).is_some_and(|t| {
+        t.seq == e.seq && t.leeway_ns > 0 && t.deadline.saturating_add(t.leeway_ns) == e.deadline
+    })
+}
+
+/// The top of `heap` once the dead entries above the first live one are
+/// dropped.
+fn top(heap: &mut BinaryHeap<Reverse<Entry>>, live: impl Fn(&Entry) -> bool) -> Option<u64> {
+    while let Some(Reverse(e)) = heap.peek() {
+        if live(e) {
+            return Some(e.deadline);
+        }
+        heap.pop();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -347,7 +438,7 @@ mod tests {
         assert_eq!(h.collect_due(1_450), 1);
         let fired = h.fire(0, 1_450).unwrap();
         assert_eq!((fired.key, fired.ticks), (key, 4)); // 1100, 1200, 1300, 1400
-        assert_eq!(h.earliest(), Some(1_500));
+        assert_eq!(h.wake_at(), Some(1_500));
     }
 
     #[test]
@@ -359,9 +450,9 @@ mod tests {
             h.remove(k);
         }
         assert!(h.heap_len() <= 2 * COMPACT_MIN + 2, "heap grew to {}", h.heap_len());
-        assert_eq!(h.earliest(), Some(1_000_000_000));
+        assert_eq!(h.wake_at(), Some(1_000_000_000));
         assert!(h.cancel(keep));
-        assert_eq!(h.earliest(), None);
+        assert_eq!(h.wake_at(), None);
         assert_eq!(h.heap_len(), h.dead(), "only dead entries remain, all counted");
     }
 
@@ -372,7 +463,7 @@ mod tests {
         assert_eq!(h.collect_due(20), 1);
         assert!(h.fire(0, 20).is_some());
         h.set(a, Schedule { deadline: 1, period_ns: 0 }); // into the past
-        assert_eq!(h.earliest(), Some(1), "pushed for the next pass, not fired in this one");
+        assert_eq!(h.wake_at(), Some(1), "pushed for the next pass, not fired in this one");
     }
 
     #[test]
@@ -383,7 +474,7 @@ mod tests {
         assert_eq!(h.collect_due(10), 2);
         assert_eq!(h.fire(0, 10).unwrap().key, a);
         h.requeue_due(1); // the callback of `a` panicked: `b` must not be lost
-        assert_eq!(h.earliest(), Some(2));
+        assert_eq!(h.wake_at(), Some(2));
         assert_eq!(h.collect_due(10), 1);
         assert_eq!(h.fire(0, 10).map(|f| f.key), Some(b));
     }
@@ -394,6 +485,66 @@ mod tests {
         let a = add(&mut h, 100, 0);
         h.next_seq = 0; // as if 2^32 arms later the counter came round
         h.set(a, Schedule { deadline: 500, period_ns: 0 });
-        assert_eq!(h.earliest(), Some(500), "the entry at 100 has the same seq but is dead");
+        assert_eq!(h.wake_at(), Some(500), "the entry at 100 has the same seq but is dead");
+    }
+
+    /// A wake-up due for one timer serves every timer whose window has
+    /// opened: the clock wakes when the first window closes, and the pass
+    /// fires everything already due, never what is not.
+    #[test]
+    fn lazy_timers_wake_at_the_first_window_end_and_share_the_pass() {
+        let mut h: Heap<()> = Heap::default();
+        let lazy: Vec<u32> = (0..5)
+            .map(|i| {
+                let k = add(&mut h, 1_000 + i * 100, 0);
+                h.set_leeway(k, 1_000);
+                k
+            })
+            .collect();
+        assert_eq!(h.wake_at(), Some(2_000), "the first window, [1000, 2000), closes at 2000");
+        assert_eq!(h.collect_due(2_000), 5, "all five windows are open at 2000");
+        let fired: Vec<u32> = (0..5).filter_map(|i| h.fire(i, 2_000)).map(|f| f.key).collect();
+        assert_eq!(fired, lazy, "in deadline order");
+        assert_eq!(h.dead(), 5, "their latest entries, dead once they fired");
+        assert_eq!(h.wake_at(), None);
+        assert_eq!(h.heap_len(), 0, "dropped from the top on the way");
+
+        // A precise timer inside the window wakes the clock first, and its
+        // pass takes the lazy timers already due along, not the others.
+        let a = add(&mut h, 10_000, 0);
+        h.set_leeway(a, 5_000);
+        let b = add(&mut h, 10_500, 0);
+        h.set_leeway(b, 5_000);
+        let precise = add(&mut h, 12_000, 0);
+        let later = add(&mut h, 13_000, 0);
+        h.set_leeway(later, 5_000);
+        assert_eq!(h.wake_at(), Some(12_000));
+        assert_eq!(h.collect_due(12_000), 3);
+        let keys: Vec<u32> = (0..3).filter_map(|i| h.fire(i, 12_000)).map(|f| f.key).collect();
+        assert_eq!(keys, [a, b, precise]);
+        assert_eq!(h.wake_at(), Some(18_000), "`later` may wait to the end of its window");
+    }
+
+    /// A periodic lazy timer fires once per period, within its window, and
+    /// moves on along its own schedule (missed ticks folded as ever).
+    #[test]
+    fn a_periodic_lazy_timer_keeps_its_schedule_and_its_counts() {
+        let mut h: Heap<()> = Heap::default();
+        let k = add(&mut h, 1_000, 1_000);
+        h.set_leeway(k, 300);
+        assert_eq!(h.wake_at(), Some(1_300));
+        assert_eq!(h.collect_due(1_300), 1);
+        assert_eq!(h.fire(0, 1_300).map(|f| f.ticks), Some(1));
+        assert_eq!(h.wake_at(), Some(2_300));
+        assert_eq!(h.collect_due(4_100), 1, "three deadlines passed");
+        assert_eq!(h.fire(0, 4_100).map(|f| f.ticks), Some(3));
+        assert_eq!(h.schedule(k).map(|s| s.deadline), Some(5_000));
+        // Back to no leeway: one entry, at the deadline.
+        h.set_leeway(k, 0);
+        assert_eq!(h.wake_at(), Some(5_000));
+        let live = h.heap_len() - h.dead();
+        assert_eq!(live, 1, "one live entry for a timer with no leeway");
+        h.cancel(k);
+        assert_eq!((h.wake_at(), h.heap_len() - h.dead()), (None, 0));
     }
 }
