@@ -126,7 +126,9 @@ impl Timer {
     /// Let the timer fire up to `leeway` after each deadline (never before),
     /// so that one wake-up can serve it and other timers (see the
     /// [`leeway`](crate::leeway) module): a shared timer waits in its heap
-    /// until some wake-up finds its window open, or its window ends; a
+    /// until some wake-up finds its window open, or its window ends (a
+    /// periodic one waits at most half its period, never into its next
+    /// tick); a
     /// dedicated timer's schedule moves forward, by less than `leeway`, onto
     /// a grid other timers share. Zero, the default, fires exactly on time.
     ///

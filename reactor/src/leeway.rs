@@ -19,7 +19,9 @@
 //! serves every timer whose window is open, and timers with a leeway wake
 //! the loop only when the first of their windows closes: one wake-up, one
 //! read, one re-arm, for all of them, whatever their periods. This is
-//! sd-event's accuracy and libdispatch's leeway (see `shared/heap.rs`).
+//! sd-event's accuracy and libdispatch's leeway (see `shared/heap.rs`). A
+//! periodic timer waits at most half its period, whatever its leeway:
+//! waiting to the next tick would fold two ticks into one callback.
 //!
 //! # Dedicated timers: a grid
 //!

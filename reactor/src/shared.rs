@@ -59,7 +59,7 @@ use std::time::Duration;
 use timerfd_sys::{Clock, ClockTime, Setting, TimerFd};
 
 pub use heap::COMPACT_MIN;
-pub(crate) use heap::{Fired, Heap, Schedule};
+pub(crate) use heap::{Fired, Heap, Schedule, window};
 
 use crate::{Error, Token};
 

@@ -49,6 +49,9 @@
 //! the earliest ("C one timerfd": shared mode, sd-event, libev, libuv,
 //! epoll_pwait2). `--tsv` writes the curve for `scripts/plot-lateness.sh`.
 //!
+//! A load is `NxPERIOD`, the period in any unit (`100x10ms`, `100x10000019ns`:
+//! a prime number of nanoseconds, which no grid step divides).
+//!
 //! `--leeway DURATION` (`1ms`, `500us`; default 0): every reactor timer gets
 //! [`Timer::set_leeway`](reactor::Timer::set_leeway) right after it is added
 //! (without the option it is never called), and the reactor contenders are
@@ -433,11 +436,18 @@ fn run(c: &Contender, n: usize, period: Duration, secs: Duration, leeway: Durati
     }
 }
 
+/// Why contender `c` cannot run timers of `period`, if it cannot.
+fn cannot_run(c: &Contender, period: Duration) -> Option<&'static str> {
+    let whole_ms = period.as_nanos().is_multiple_of(1_000_000);
+    (matches!(c.kind, Kind::C(src, _) if src.path == LIBUV.path) && !whole_ms)
+        .then_some("libuv's timers count whole milliseconds")
+}
+
 /// `N x PERIOD`, as in `100x10ms` or `20x1ms`.
 fn parse_load(s: &str) -> Option<(usize, Duration)> {
     let (n, p) = s.split_once('x')?;
-    let ms: u64 = p.strip_suffix("ms")?.parse().ok()?;
-    Some((n.parse().ok()?, Duration::from_millis(ms)))
+    let period = parse_duration(p).filter(|p| !p.is_zero())?;
+    Some((n.parse().ok()?, period))
 }
 
 /// A duration as in `1ms`, `500us`, `500µs`, `2.5ms`, `100ns`, `1s`, or `0`.
@@ -596,10 +606,16 @@ fn main() {
         for round in 0..rounds {
             for j in 0..k {
                 let which = (j + round) % k;
-                q[which].push(run(&cs[which], n, period, secs, leeway));
+                if cannot_run(&cs[which], period).is_none() {
+                    q[which].push(run(&cs[which], n, period, secs, leeway));
+                }
             }
         }
         for c in 0..k {
+            if let Some(why) = cannot_run(&cs[c], period) {
+                println!("| {n} × {period:?} | {} | skipped: {why} | | | | | | | | |", names[c]);
+                continue;
+            }
             let col = |f: fn(&Q) -> f64| q[c].iter().map(f).collect::<Vec<f64>>();
             let mut p99 = col(|x| x.p99);
             let med99 = median(&mut p99);
@@ -611,8 +627,8 @@ fn main() {
                 None => "–".to_string(),
             };
             println!(
-                "| {n} × {}ms | {} | {:.0} | {:.1} | {med99:.1} | {:.1}–{:.1} | {:.1} | {:.1} | {:.0} | {} | {} |",
-                period.as_millis(),
+                "| {n} × {:?} | {} | {:.0} | {:.1} | {med99:.1} | {:.1}–{:.1} | {:.1} | {:.1} | {:.0} | {} | {} |",
+                period,
                 names[c],
                 median(&mut col(|x| x.samples as f64)),
                 median(&mut col(|x| x.p50)),

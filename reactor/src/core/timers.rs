@@ -218,8 +218,8 @@ impl<D: 'static> Core<D> {
     /// Re-arm shared timer `key` per `schedule`: the timerfd first (for the
     /// end of the timer's window), so a failure leaves the heap as it was.
     fn push_shared(&mut self, c: u8, key: u32, schedule: Schedule) -> Result<(), Error> {
-        let leeway_ns = self.clocks[c as usize].heap.leeway(key);
-        self.arm_clock(c, schedule.deadline.saturating_add(leeway_ns))?;
+        let window = shared::window(self.clocks[c as usize].heap.leeway(key), schedule.period_ns);
+        self.arm_clock(c, schedule.deadline.saturating_add(window))?;
         self.clocks[c as usize].heap.set(key, schedule);
         self.heap_gauges();
         let deadline_ns = schedule.deadline;
@@ -275,7 +275,8 @@ impl<D: 'static> Core<D> {
                 // The deadline stays; the window's new end may need the
                 // timerfd sooner (armed first: on error nothing changed).
                 if let Some(schedule) = heap.schedule(key) {
-                    self.arm_clock(c, schedule.deadline.saturating_add(leeway_ns))?;
+                    let window = shared::window(leeway_ns, schedule.period_ns);
+                    self.arm_clock(c, schedule.deadline.saturating_add(window))?;
                 }
                 self.clocks[c as usize].heap.set_leeway(key, leeway_ns);
                 self.heap_gauges();

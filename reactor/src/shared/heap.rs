@@ -6,8 +6,10 @@
 //!
 //! A timer with no leeway has one entry, in `heap`, at its deadline. A
 //! timer with a leeway `L` has two: one in `lazy` at its deadline (when it
-//! may fire) and one in `latest` at its deadline + `L` (when it must have
-//! fired). The clock wakes at [`wake_at`](Heap::wake_at), the earliest of
+//! may fire) and one in `latest` at the end of its window, deadline + `L`
+//! (when it must have fired). A periodic timer's window is at most half its
+//! period ([`window`]): waiting for a window's end never folds one of the
+//! timer's own ticks into the next. The clock wakes at [`wake_at`](Heap::wake_at), the earliest of
 //! the precise deadlines and the `latest` instants, and a pass fires every
 //! timer whose deadline has passed, from `heap` and `lazy` both. So a wake-up
 //! due for one timer serves every lazy timer whose window has opened, and
@@ -163,20 +165,20 @@ impl<C> Heap<C> {
         let timer =
             Timer { deadline, period_ns, leeway_ns, seq, generation, callback: Some(callback) };
         let key = self.timers.insert(timer) as u32; // check_room: the key fits
-        self.push(Entry { deadline, key, seq }, leeway_ns);
+        self.push(Entry { deadline, key, seq }, leeway_ns, period_ns);
         (key, generation.get())
     }
 
     /// Push the live entries of an arm: `e` at the deadline, and for a
-    /// timer with a leeway its latest instant too.
-    fn push(&mut self, e: Entry, leeway_ns: u64) {
+    /// timer with a leeway the end of its window too.
+    fn push(&mut self, e: Entry, leeway_ns: u64, period_ns: u64) {
         if leeway_ns == 0 {
             self.heap.push(Reverse(e));
             self.live += 1;
         } else {
             self.lazy.push(Reverse(e));
-            let latest = e.deadline.saturating_add(leeway_ns);
-            self.latest.push(Reverse(Entry { deadline: latest, ..e }));
+            let end = e.deadline.saturating_add(window(leeway_ns, period_ns));
+            self.latest.push(Reverse(Entry { deadline: end, ..e }));
             self.live += 2;
         }
     }
@@ -199,7 +201,7 @@ impl<C> Heap<C> {
         }
         (t.seq, t.deadline, t.period_ns) = (seq, schedule.deadline, schedule.period_ns);
         let leeway_ns = t.leeway_ns;
-        self.push(Entry { deadline: schedule.deadline, key, seq }, leeway_ns);
+        self.push(Entry { deadline: schedule.deadline, key, seq }, leeway_ns, schedule.period_ns);
         self.maybe_compact();
     }
 
@@ -346,7 +348,7 @@ impl<C> Heap<C> {
         let t = self.timers.get_mut(e.key as usize).filter(|t| t.seq == e.seq)?;
         let late = now.saturating_sub(e.deadline);
         let generation = t.generation.get();
-        let leeway_ns = t.leeway_ns;
+        let (leeway_ns, period_ns) = (t.leeway_ns, t.period_ns);
         let ticks = match late.checked_div(t.period_ns) {
             None => {
                 // A one-shot (period 0): fired, now disarmed.
@@ -360,7 +362,7 @@ impl<C> Heap<C> {
                 t.deadline = next;
                 // The entries of the fired deadline are gone or dead now.
                 self.live -= entries(leeway_ns);
-                self.push(Entry { deadline: next, key: e.key, seq: e.seq }, leeway_ns);
+                self.push(Entry { deadline: next, key: e.key, seq: e.seq }, leeway_ns, period_ns);
                 ticks
             }
         };
@@ -374,6 +376,13 @@ impl<C> Heap<C> {
     }
 }
 
+/// How long after its deadline a timer may wait: its leeway, but for a
+/// periodic timer at most half its period, so that waiting never folds one
+/// of its ticks into the next.
+pub(crate) fn window(leeway_ns: u64, period_ns: u64) -> u64 {
+    if period_ns == 0 { leeway_ns } else { leeway_ns.min(period_ns / 2) }
+}
+
 /// Live entries of one arm: one, or two with a leeway.
 fn entries(leeway_ns: u64) -> usize {
     if leeway_ns == 0 { 1 } else { 2 }
@@ -383,10 +392,12 @@ fn is_live<C>(timers: &Slab<Timer<C>>, e: &Entry) -> bool {
     timers.get(e.key as usize).is_some_and(|t| t.seq == e.seq && t.deadline == e.deadline)
 }
 
-/// An entry of `latest` is at deadline + leeway.
+/// An entry of `latest` is at the end of its timer's window.
 fn is_live_latest<C>(timers: &Slab<Timer<C>>, e: &Entry) -> bool {
     timers.get(e.key as usize).is_some_and(|t| {
-        t.seq == e.seq && t.leeway_ns > 0 && t.deadline.saturating_add(t.leeway_ns) == e.deadline
+        t.seq == e.seq
+            && t.leeway_ns > 0
+            && t.deadline.saturating_add(window(t.leeway_ns, t.period_ns)) == e.deadline
     })
 }
 
@@ -539,6 +550,10 @@ mod tests {
         assert_eq!(h.collect_due(4_100), 1, "three deadlines passed");
         assert_eq!(h.fire(0, 4_100).map(|f| f.ticks), Some(3));
         assert_eq!(h.schedule(k).map(|s| s.deadline), Some(5_000));
+        // A leeway longer than half the period waits half a period at most:
+        // the window never reaches the next tick.
+        h.set_leeway(k, 5_000);
+        assert_eq!(h.wake_at(), Some(5_500));
         // Back to no leeway: one entry, at the deadline.
         h.set_leeway(k, 0);
         assert_eq!(h.wake_at(), Some(5_000));
