@@ -113,6 +113,12 @@ impl<D: 'static> Core<D> {
         self.tracer.emit(event);
     }
 
+    /// Whether this reactor writes the timeline.
+    #[inline(always)]
+    pub(crate) fn timeline(&self) -> bool {
+        self.tracer.timeline()
+    }
+
     /// Register `fd` with epoll under the token the next [`insert`](Self::insert)
     /// will use. Nothing else changes, so a failure leaves no trace. An
     /// `EEXIST` for a parked fd (the same number, so the same open file)

@@ -226,6 +226,11 @@ pub type Observer = Box<dyn FnMut(&TraceEvent)>;
 pub(crate) struct Tracer {
     observer: Option<Observer>,
     panic: Option<Box<dyn std::any::Any + Send>>,
+    /// The process's timeline was on when this reactor started: read here,
+    /// a plain field, rather than the global flag on every event (it only
+    /// ever goes on once, at the first reactor; past its bound the writer
+    /// drops what it is given).
+    timeline: bool,
 }
 
 impl Tracer {
@@ -236,11 +241,17 @@ impl Tracer {
         let value = std::env::var("REACTOR_TRACE").unwrap_or_default();
         if let Some(path) = value.strip_prefix("chrome:") {
             chrome::start(path);
-            return Tracer { observer: None, panic: None };
+            return Tracer { observer: None, panic: None, timeline: chrome::on() };
         }
         let on = !value.is_empty() && value != "0";
         let observer = on.then(|| Box::new(print) as Observer);
-        Tracer { observer, panic: None }
+        Tracer { observer, panic: None, timeline: chrome::on() }
+    }
+
+    /// Whether this reactor writes the timeline (`REACTOR_TRACE=chrome:PATH`).
+    #[inline(always)]
+    pub(crate) fn timeline(&self) -> bool {
+        self.timeline
     }
 
     /// The panic of an observer, if one panicked since the last call.
@@ -256,7 +267,7 @@ impl Tracer {
     /// at every call site; the report itself is out of line.
     #[inline(always)]
     pub(crate) fn emit(&mut self, event: impl FnOnce() -> TraceEvent) {
-        if self.observer.is_some() || chrome::on() {
+        if self.observer.is_some() || self.timeline {
             self.report(event());
         }
     }
@@ -264,7 +275,7 @@ impl Tracer {
     #[cold]
     #[inline(never)]
     fn report(&mut self, event: TraceEvent) {
-        if chrome::on() {
+        if self.timeline {
             event.record();
         }
         let Some(observer) = &mut self.observer else { return };

@@ -71,14 +71,15 @@ impl<D: 'static> Reactor<D> {
                 Some(bound) => Some(timeout.map_or(bound, |t| t.min(bound))),
                 None => timeout,
             };
-            if chrome::on() {
+            let traced = core.timeline();
+            if traced {
                 let ms = timeout.map_or(-1.0, |t| t.as_secs_f64() * 1e3);
-                chrome::record('B', "epoll_wait", &format!("\"timeout_ms\":{ms}"));
+                chrome::span('B', "epoll_wait", format_args!("\"timeout_ms\":{ms}"));
             }
             let waited = core.wait(timeout);
-            if chrome::on() {
+            if traced {
                 let events = waited.as_ref().map_or(0, |n| *n);
-                chrome::record('E', "epoll_wait", &format!("\"events\":{events}"));
+                chrome::span('E', "epoll_wait", format_args!("\"events\":{events}"));
             }
             if let Err(e) = waited {
                 drop(core);
@@ -87,10 +88,16 @@ impl<D: 'static> Reactor<D> {
             }
         }
         let mut n = 0;
-        // One borrow per event: it fetches the event and dispatches it.
+        // One borrow per event: it fetches the event and dispatches it. The
+        // timeline's spans are compiled into a second copy of `dispatch`, so
+        // the common one carries no trace of them.
+        let traced = core.timeline();
         while let Some((token, readiness)) = core.next_event() {
             n += 1;
-            self.dispatch(core, data, token, readiness);
+            match traced {
+                false => self.dispatch::<false>(core, data, token, readiness),
+                true => self.dispatch::<true>(core, data, token, readiness),
+            }
             core = self.inner.core.borrow_mut();
         }
         while let Some(c) = core.due_stranded() {
@@ -113,15 +120,17 @@ impl<D: 'static> Reactor<D> {
         }
     }
 
-    /// Route one event to its source, unless it is stale.
+    /// Route one event to its source, unless it is stale. `TRACED`: write
+    /// the timeline's spans around the read and the callback.
     #[inline]
-    fn dispatch(
+    fn dispatch<const TRACED: bool>(
         &self,
         mut core: std::cell::RefMut<'_, crate::core::Core<D>>,
         data: &mut D,
         token: Token,
         readiness: Readiness,
     ) {
+        let traced = TRACED;
         let Some(source) = core.source_for(token) else { return };
         // Dedicated timers first, the hot case: one borrow and one slab
         // visit, then the callback runs through its own `Rc` with no borrow
@@ -131,16 +140,15 @@ impl<D: 'static> Reactor<D> {
             return self.dispatch_other(core, data, token, readiness, job);
         };
         let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
-        let traced = chrome::on();
         if traced {
-            chrome::record('B', "read", &format!("\"fd\":{raw}"));
+            chrome::span('B', "read", format_args!("\"fd\":{raw}"));
         }
         // One read per ready timer; 0 means it was re-armed after epoll
         // saw it ready (a spurious event).
         let read = fd.read();
         if traced {
             let got = read.as_ref().map_or(-1, |n| *n as i64);
-            chrome::record('E', "read", &format!("\"fd\":{raw},\"expirations\":{got}"));
+            chrome::span('E', "read", format_args!("\"fd\":{raw},\"expirations\":{got}"));
         }
         let ticks = match read {
             Ok(0) => return,
@@ -157,14 +165,18 @@ impl<D: 'static> Reactor<D> {
         drop(core);
         let mut guard = RemoveOnUnwind(Context::new(self, data, SourceId::Dedicated(token)));
         if traced {
-            chrome::record('B', "callback", &format!("\"timer_fd\":{raw},\"expirations\":{ticks}"));
+            chrome::span(
+                'B',
+                "callback",
+                format_args!("\"timer_fd\":{raw},\"expirations\":{ticks}"),
+            );
         }
         // `run` drops `cb` when the callback returns: if the source was
         // removed meanwhile, that drops the callback, with no borrow held.
         cb.run(&mut guard.0, ticks);
         guard.returned();
         if traced {
-            chrome::record('E', "callback", "");
+            chrome::span('E', "callback", format_args!(""));
         }
     }
 
@@ -208,20 +220,19 @@ impl<D: 'static> Reactor<D> {
         id: SourceId,
         run: impl FnOnce(&mut C, &mut Context<'_, D>),
     ) {
-        let taken = match self.inner.core.try_borrow_mut() {
-            Ok(mut core) => C::slot(&mut core, id).and_then(Option::take),
-            Err(_) => None,
+        let (taken, traced) = match self.inner.core.try_borrow_mut() {
+            Ok(mut core) => (C::slot(&mut core, id).and_then(Option::take), core.timeline()),
+            Err(_) => (None, false),
         };
         let Some(mut cb) = taken else { return };
-        let traced = chrome::on();
         if traced {
-            chrome::record('B', "callback", &source_args(id));
+            chrome::span('B', "callback", format_args!("{}", source_args(id)));
         }
         let mut guard = RemoveOnUnwind(Context::new(self, data, id));
         run(&mut cb, &mut guard.0);
         guard.returned();
         if traced {
-            chrome::record('E', "callback", "");
+            chrome::span('E', "callback", format_args!(""));
         }
         let leftover = match self.inner.core.try_borrow_mut() {
             Ok(mut core) => match C::slot(&mut core, id) {
@@ -264,7 +275,11 @@ impl<D: 'static> Reactor<D> {
     fn shared_pass(&self, data: &mut D, c: u8, acked: bool) {
         if chrome::on() {
             let clock = crate::shared::CLOCKS[c as usize].c_name();
-            chrome::record('B', "shared pass", &format!("\"clock\":\"{clock}\",\"read\":{acked}"));
+            chrome::span(
+                'B',
+                "shared pass",
+                format_args!("\"clock\":\"{clock}\",\"read\":{acked}"),
+            );
         }
         let (due, now) = self.inner.core.borrow_mut().begin_pass(c, acked);
         let mut pass = InPass { reactor: self, clock: c, reached: 0 };
@@ -278,7 +293,7 @@ impl<D: 'static> Reactor<D> {
         }
         drop(pass); // re-arms the clock's timerfd
         if chrome::on() {
-            chrome::record('E', "shared pass", &format!("\"fired\":{due}"));
+            chrome::span('E', "shared pass", format_args!("\"fired\":{due}"));
         }
     }
 

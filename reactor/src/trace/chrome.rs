@@ -105,6 +105,14 @@ fn now_us() -> f64 {
 
 /// Write one event: phase `ph`, `name`, and `args` (a JSON object's body,
 /// without braces; empty for none).
+/// [`record`], out of line and formatted there: the loop's hot path keeps
+/// only the branch to it.
+#[cold]
+#[inline(never)]
+pub(crate) fn span(ph: char, name: &str, args: std::fmt::Arguments<'_>) {
+    record(ph, name, &args.to_string());
+}
+
 pub(crate) fn record(ph: char, name: &str, args: &str) {
     let ts = now_us();
     let tid = rustix::thread::gettid().as_raw_nonzero().get();
