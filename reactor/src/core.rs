@@ -377,6 +377,11 @@ impl<D: 'static> Core<D> {
     }
 
     /// Fds released by repairs, to drop once the borrow ends.
+    #[inline]
+    pub(crate) fn has_graveyard(&self) -> bool {
+        !self.graveyard.is_empty()
+    }
+
     pub(crate) fn take_graveyard(&mut self) -> Vec<Box<dyn AsFd>> {
         std::mem::take(&mut self.graveyard)
     }

@@ -375,12 +375,15 @@ impl<D: 'static> Inner<D> {
         &self,
         f: impl FnOnce(&mut Core<D>) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let (result, released) = {
-            let mut core = self.core()?;
-            let result = f(&mut core);
-            (result, core.take_graveyard())
-        };
-        drop(released);
+        let mut core = self.core()?;
+        let result = f(&mut core);
+        // Fds a removal closed are dropped after the borrow ends (their
+        // owners' `Drop` may call back in); most calls close none.
+        if core.has_graveyard() {
+            let released = core.take_graveyard();
+            drop(core);
+            drop(released);
+        }
         result
     }
 }

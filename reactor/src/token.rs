@@ -46,6 +46,7 @@ impl fmt::Debug for Token {
 
 /// Which source a handle or a callback is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
 pub(crate) enum SourceId {
     /// A dedicated timer: its slab entry.
     Dedicated(Token),

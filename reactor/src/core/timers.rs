@@ -166,6 +166,7 @@ impl<D: 'static> Core<D> {
 
     /// Arm (`Some`) or disarm (`None`) a timer of either mode, with its
     /// leeway. On error the timer keeps its previous setting.
+    #[inline]
     pub(crate) fn set_timer(
         &mut self,
         id: SourceId,
