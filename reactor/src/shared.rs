@@ -32,7 +32,7 @@
 //!   with [`Error::SharedClock`]; a dedicated timer follows the kernel's
 //!   rules for them exactly.
 //! * **The timerfd is armed no later than the heap's wake-up**
-//!   ([`Heap::wake_at`]: the earliest deadline, or for a timer with a
+//!   (`Heap::wake_at`: the earliest deadline, or for a timer with a
 //!   leeway the end of its window). It is re-armed only when a push makes
 //!   a new earliest wake-up (armed
 //!   before the push, so a failed `timerfd_settime` leaves the heap as it
