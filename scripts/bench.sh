@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Regenerate every figure in BENCHMARKS.md on this machine: about 30 minutes
+# Regenerate every figure in BENCHMARKS.md on this machine: about 45 minutes
 # on 2 cores, most of it the lateness, load and C-floor runs (add about 5
-# minutes to compile the comparison crates the first time).
+# minutes to compile the comparison crates the first time). The C event
+# loops of the lateness step need libsystemd-dev, libev-dev, libuv1-dev and
+# liburing-dev (apt); one whose library is missing is skipped, saying so.
 # Raw outputs go to benches/results/; BENCHMARKS.md quotes them.
 #
 #   scripts/bench.sh            # everything
@@ -65,11 +67,13 @@ step "2. reactor: dispatch (interleaved, and callgrind instructions per event), 
 (cd benches && cargo bench -q --bench churn) 2>&1 | tee "$out/criterion-churn.txt" | grep -E '^memory|skipped' || true
 python3 scripts/bench-summary.py benches/target/criterion | tee "$out/criterion.md"
 
-step "3. lateness: C loop, reactor (both modes), tokio, thread::sleep at 10 and 20 x 1 ms and 100 x 10 ms, alternating; then the saturation sweep and its plot"
+step "3. lateness: the C floors, the reactor (both modes), tokio, thread::sleep and the C event loops (sd-event, libev, libuv, io_uring, epoll_pwait2) at 10 and 20 x 1 ms and 100 x 10 ms, alternating; then with a 1 ms leeway; then the saturation sweep and its plot"
 lat_rounds=${QUICK:+1}; lat_rounds=${lat_rounds:-5}
 sweep_rounds=${QUICK:+1}; sweep_rounds=${sweep_rounds:-1}
 sweep_secs=${QUICK:+0.5}; sweep_secs=${sweep_secs:-2}
 (cd benches && ./target/release/lateness --loads 10x1ms,20x1ms,100x10ms --secs 2 --rounds "$lat_rounds") | tee "$out/lateness.md"
+(cd benches && ./target/release/lateness --loads 10x1ms,100x10ms,100x10000019ns --secs 2 --rounds "$lat_rounds" \
+  --leeway 1ms --contenders "C,reactor,sd-event,libev,libuv") | tee "$out/lateness-leeway.md"
 (cd benches && ./target/release/lateness --sweep 5,10,20,30,40,50,70,100,150,200,300,500 --secs "$sweep_secs" \
   --rounds "$sweep_rounds" --tsv results/lateness-sweep.tsv) | tee "$out/lateness-sweep.md"
 scripts/plot-lateness.sh "$out/lateness-sweep.tsv" docs/lateness-sweep.svg
@@ -84,6 +88,8 @@ step "4b. the C floor: 2,000 streams at 100 ms, the demo server against scripts/
 rounds=${QUICK:+2}; rounds=${rounds:-5}
 (cd benches && ./target/release/sse-load --streams 2000 --secs "$secs" --rounds "$rounds" \
   --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor.md"
+(cd benches && ./target/release/sse-load --streams 2000 --secs 15 --rounds "$rounds" --scrape-every 15s \
+  --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-scrape-15s.md"
 (cd benches && ./target/release/sse-load --streams 2000 --secs 3 --strace \
   --servers c-dedicated,demo-dedicated,c-shared,demo-shared) | tee "$out/sse-floor-strace.md"
 (cd benches && ./target/release/sse-load --streams 2000 --secs 4 --perf \
