@@ -10,7 +10,9 @@ pub fn mask(line: &str) -> String {
     let mut token = String::new();
     let flush = |token: &mut String, out: &mut String| {
         let hex = token.chars().all(|c| c.is_ascii_hexdigit());
-        if hex && token.chars().any(|c| c.is_ascii_digit()) {
+        // An inode in hex (`ino:fbaed`) may have no decimal digit at all.
+        let inode = out.ends_with("ino:") && !token.is_empty();
+        if hex && (inode || token.chars().any(|c| c.is_ascii_digit())) {
             out.push('N'); // a number, decimal or hex: 1038, 40e, 400000004
         } else {
             // Digits inside a word (413765ms, go1): each run becomes N.
@@ -126,6 +128,9 @@ mod tests {
         assert_eq!(mask("remaining 389.413765ms, every 1s"), "remaining DUR, every DUR");
         assert_eq!(mask("in 0.9s in all"), "in DUR in all");
         assert_eq!(mask("process 23977 (demo-server)"), "process N (demo-server)");
+        // A hex inode with no decimal digit, and a word that only looks hex.
+        assert_eq!(mask("pos:0 ino:fbaed sdev:9"), "pos:N ino:N sdev:N");
+        assert_eq!(mask("a faded bead"), "a faded bead");
     }
 
     #[test]
