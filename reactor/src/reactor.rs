@@ -7,7 +7,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
 use timerfd_sys::{Clock, Expiration};
 
@@ -189,7 +188,7 @@ impl<D: 'static> Reactor<D> {
         interest: Interest,
         callback: impl FnMut(&mut Context<'_, D>, Readiness) + 'static,
     ) -> Result<Io<'static>, Error> {
-        check_nonblocking(fd.as_fd())?;
+        crate::sources::check_nonblocking(fd.as_fd())?;
         let (fd, callback): (Box<dyn AsFd>, _) = (Box::new(fd), Box::new(callback));
         let token = self.with_core(|core| {
             let token = core.watch(fd.as_fd(), interest)?;
@@ -350,19 +349,6 @@ impl<D: 'static> Reactor<D> {
         if let Ok(mut core) = self.core() {
             core.fault(call, errno);
         }
-    }
-}
-
-/// Refuse a socket, pipe or character device in blocking mode (see
-/// [`Reactor::add_io`]).
-fn check_nonblocking(fd: BorrowedFd<'_>) -> Result<(), Error> {
-    if rustix::fs::fcntl_getfl(fd)?.contains(OFlags::NONBLOCK) {
-        return Ok(());
-    }
-    let kind = FileType::from_raw_mode(rustix::fs::fstat(fd)?.st_mode);
-    match kind {
-        FileType::Socket | FileType::Fifo | FileType::CharacterDevice => Err(Error::Blocking),
-        _ => Ok(()),
     }
 }
 

@@ -109,6 +109,21 @@ pub(crate) struct Entry<D> {
     pub(crate) source: Source<D>,
 }
 
+/// Refuse a socket, pipe or character device in blocking mode (see
+/// [`Reactor::add_io`]).
+pub(crate) fn check_nonblocking(fd: rustix::fd::BorrowedFd<'_>) -> Result<(), crate::Error> {
+    if rustix::fs::fcntl_getfl(fd)?.contains(rustix::fs::OFlags::NONBLOCK) {
+        return Ok(());
+    }
+    let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(fd)?.st_mode);
+    match kind {
+        rustix::fs::FileType::Socket
+        | rustix::fs::FileType::Fifo
+        | rustix::fs::FileType::CharacterDevice => Err(crate::Error::Blocking),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Dispatch touches one entry per event: keep them small. (A signalfd's

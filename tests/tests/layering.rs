@@ -166,3 +166,25 @@ fn the_workspace_lock_file_holds_no_peer_so_cargo_test_never_builds_one() {
         );
     }
 }
+
+/// The reactor reads in one sitting: no file of `reactor/src` over 450
+/// lines (tests included), so each one does one job.
+#[test]
+fn no_reactor_file_is_over_450_lines() {
+    fn walk(dir: &Path, out: &mut Vec<(String, usize)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                out.push((path.display().to_string(), lines));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo().join("reactor/src"), &mut files);
+    assert!(files.len() > 10, "{files:?}");
+    let long: Vec<_> = files.iter().filter(|(_, n)| *n > 450).collect();
+    assert!(long.is_empty(), "over 450 lines: {long:?}");
+}
