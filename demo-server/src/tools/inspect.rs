@@ -365,7 +365,7 @@ mod tests {
     use super::*;
 
     const TIMERFD: &str = "pos:\t0\nflags:\t02004002\nmnt_id:\t16\nino:\t1057\nclockid: 1\nticks: 3\nsettime flags: 01\nit_value: (0, 99972411)\nit_interval: (0, 100000000)\n";
-    const EVENTPOLL: &str = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\ntfd:        4 events:     2019 data:                4  pos:0 ino:24986 sdev:f\ntfd:       12 events: 80000019 data:      300000000c  pos:0 ino:421 sdev:f\n";
+    const EVENTPOLL: &str = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\ntfd:        4 events:     2019 data:                4  pos:0 ino:24986 sdev:f\ntfd:       12 events: 80000019 data:       30000000c  pos:0 ino:421 sdev:f\n";
 
     #[test]
     fn timerfd_fdinfo_sample() {
