@@ -2,7 +2,8 @@
 //! wake-up can serve many timers.
 //!
 //! Every precise expiry is its own wake-up of the loop, and in this VM a
-//! wake-up costs 10 to 18 µs of CPU whatever it serves. The loops people use
+//! wake-up costs 10 to 25 µs of CPU whatever it serves (the high end when a
+//! timer is re-armed after each one). The loops people use
 //! instead let timers share wake-ups: libev and libuv round to milliseconds,
 //! sd-event gives each timer an accuracy window, libdispatch a leeway. Here
 //! a timer's leeway `L` (set with [`Timer::set_leeway`](crate::Timer::set_leeway);
@@ -20,8 +21,8 @@
 //! the loop only when the first of their windows closes: one wake-up, one
 //! read, one re-arm, for all of them, whatever their periods. This is
 //! sd-event's accuracy and libdispatch's leeway (see `shared/heap.rs`). A
-//! periodic timer waits at most half its period, whatever its leeway:
-//! waiting to the next tick would fold two ticks into one callback.
+//! shared periodic timer waits at most half its period, whatever its
+//! leeway: waiting to its next tick would fold two ticks into one callback.
 //!
 //! # Dedicated timers: a grid
 //!
@@ -33,18 +34,20 @@
 //! them: one wake-up, a read each.
 //!
 //! A periodic timer's grid step is its period divided by the smallest whole
-//! number that brings it within the leeway (and divides it exactly, in
-//! nanoseconds): 10 ms with a 1 ms leeway gives a 1 ms grid, 1 ms with any
-//! leeway of 1 ms or more gives a 1 ms grid. Because the period is a whole
-//! number of steps, every later expiry stays on the grid by itself: no
-//! timer is ever re-armed to keep it there. A one-shot's step is the
-//! largest of 1, 2 or 5 times a power of ten nanoseconds that is at most
-//! `L` (a 1.5 ms leeway: a 1 ms grid).
+//! number that brings it within the leeway, or by the first number after
+//! that, up to twice it, that divides the period exactly in nanoseconds;
+//! if none does, there is no grid and the timer is armed as set. 10 ms with
+//! a 1 ms leeway gives a 1 ms grid, 1 ms with any leeway of 1 ms or more
+//! gives a 1 ms grid. Because the period is a whole number of steps, every
+//! later expiry stays on the grid by itself: no timer is ever re-armed to
+//! keep it there. A timer moves by less than one step, so by less than `L`.
+//! A one-shot's step is the largest of 1, 2 or 5 times a power of ten
+//! nanoseconds that is at most `L` (a 1.5 ms leeway: a 1 ms grid).
 //!
 //! Which dedicated timers share wake-ups: those whose steps are equal or
 //! multiples of each other (the same period; periods 10 ms and 7 ms, both
-//! on a 1 ms grid at a 1 ms leeway). A period with no divisor between
-//! `L / 2` and `L` (a prime number of nanoseconds, say) keeps its own
+//! on a 1 ms grid at a 1 ms leeway). A period with no such divisor (a
+//! prime number of nanoseconds, say) keeps its own
 //! phase: it still fires within its window, but shares wake-ups only by
 //! chance, so it costs what a precise timer costs. Shared mode has no such
 //! case. `BENCHMARKS.md` has the figures, both cases included: CPU per

@@ -14,7 +14,8 @@
 //! timer whose deadline has passed, from `heap` and `lazy` both. So a wake-up
 //! due for one timer serves every lazy timer whose window has opened, and
 //! lazy timers wake the loop only when the first of their windows closes:
-//! never early, never past a window, and for any period (sd-event's
+//! never early, never scheduled past a window's end (the wake-up itself
+//! takes its usual few microseconds), and for any period (sd-event's
 //! accuracy, libdispatch's leeway). Timers with no leeway pay nothing for it.
 //!
 //! # Ground rules
