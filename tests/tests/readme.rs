@@ -31,7 +31,9 @@ fn the_readmes_defaults_are_the_codes() {
     assert_eq!(max_buffered, demo_server::config::Config::default().max_buffered);
     let leak_demo = figure_after(&r, "the whole reproduction under a ");
     assert_eq!(leak_demo, demo_server::leak_demo::Options::default().fd_limit);
-    let min_interval_ms = figure_after(&r, "`--interval 100ms` (");
+    let default_interval_s = figure_after(&r, "`--interval` (the heartbeat, ");
+    assert_eq!(default_interval_s, demo_server::config::Config::default().interval.as_secs());
+    let min_interval_ms = figure_after(&r, "s by default, ");
     assert_eq!(u128::from(min_interval_ms), demo_server::config::MIN_INTERVAL.as_millis());
 }
 
