@@ -65,8 +65,17 @@ fn a_heartbeat_shows_wait_read_callback_in_time_order_and_the_picture_draws_it()
     assert_eq!(steps[read + 2], "B callback", "{steps:?}");
     // Flushed at SIGTERM: the shutdown's DEL and close of that fd are in.
     assert!(events.iter().any(|e| e["name"] == "close" && e["args"]["fd"] == fd), "no close");
-    let svg = demo_server::timeline::svg(&text, &Default::default()).unwrap();
-    assert!(svg.contains("worker-0") && svg.contains(&format!("fd {fd}")), "{svg}");
+    // Drawn around that read (a window fixed by the trace, not by how long
+    // the shutdown took), the picture labels it.
+    let first = events.iter().filter_map(|e| e["ts"].as_f64()).fold(f64::MAX, f64::min);
+    let at_ms = (track[read]["ts"].as_f64().unwrap() - first) / 1e3;
+    let window = demo_server::timeline::Options {
+        from_ms: Some((at_ms - 5.0).max(0.0)),
+        span_ms: 20.0,
+        ..Default::default()
+    };
+    let svg = demo_server::timeline::svg(&text, &window).unwrap();
+    assert!(svg.contains("worker-0") && svg.contains(&format!("fd {fd} ×1")), "{svg}");
 }
 
 #[test]
