@@ -227,9 +227,9 @@ impl SignalFd {
 }
 
 fn unblock(set: &libc::sigset_t) {
-    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
     // pthread_sigmask fails only for an invalid `how`, and SIG_UNBLOCK is
     // valid: there is no error to handle.
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
     unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, set, std::ptr::null_mut()) };
 }
 
