@@ -74,110 +74,16 @@
 //! in-process run (every thread, the finished ones too), and by each C
 //! program around its own.
 
-use std::cell::RefCell;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+mod c;
+mod runs;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use benches::median;
-use reactor::{Clock, ClockTime, Expiration, Reactor, TimerMode};
-
-struct Stats {
-    samples: Vec<u64>,
-}
-
-/// One run: its lateness distribution in µs, and its CPU time per expiry
-/// in ns.
-#[derive(Clone, Copy, Default)]
-struct Q {
-    samples: usize,
-    p50: f64,
-    p99: f64,
-    p999: f64,
-    max: f64,
-    cpu: f64,
-}
-
-impl Stats {
-    /// The quantiles, and `cpu_ns` (the run's CPU time) per sample.
-    fn quantiles(mut self, cpu_ns: u64) -> Q {
-        self.samples.sort_unstable();
-        let n = self.samples.len();
-        let q = |p: f64| {
-            let ns = self
-                .samples
-                .get(((n as f64 * p) as usize).min(n.saturating_sub(1)))
-                .copied()
-                .unwrap_or(0);
-            ns as f64 / 1000.0
-        };
-        let cpu = if n == 0 { 0.0 } else { cpu_ns as f64 / n as f64 };
-        Q { samples: n, p50: q(0.5), p99: q(0.99), p999: q(0.999), max: q(1.0), cpu }
-    }
-}
-
-/// User plus system CPU time this process has used, in ns, over all its
-/// threads, the finished ones included (`getrusage(RUSAGE_SELF)`).
-fn cpu_ns() -> u64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: `usage` is valid for writes of a `rusage`; rustix has no getrusage.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-    assert_eq!(rc, 0, "getrusage(RUSAGE_SELF)");
-    // SAFETY: getrusage succeeded, so it filled `usage` in.
-    let usage = unsafe { usage.assume_init() };
-    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    (us(usage.ru_utime) + us(usage.ru_stime)) * 1000
-}
-
-/// Run an in-process contender, measuring the CPU time it takes.
-fn in_process(run: impl FnOnce() -> Stats) -> Q {
-    let before = cpu_ns();
-    let stats = run();
-    stats.quantiles(cpu_ns().saturating_sub(before))
-}
-
-/// A C program that the harness compiles: its path from the repository
-/// root, and the library it links (`-l`) with the apt package providing it.
-#[derive(Clone, Copy, PartialEq)]
-struct CSource {
-    path: &'static str,
-    lib: Option<(&'static str, &'static str)>,
-}
-
-const FLOOR: CSource = CSource { path: "scripts/lateness-floor.c", lib: None };
-const SD_EVENT: CSource =
-    CSource { path: "benches/c/sd-event.c", lib: Some(("systemd", "libsystemd-dev")) };
-const LIBEV: CSource = CSource { path: "benches/c/libev.c", lib: Some(("ev", "libev-dev")) };
-const LIBUV: CSource = CSource { path: "benches/c/libuv.c", lib: Some(("uv", "libuv1-dev")) };
-const IO_URING: CSource =
-    CSource { path: "benches/c/io_uring.c", lib: Some(("uring", "liburing-dev")) };
-const EPOLL_PWAIT2: CSource = CSource { path: "benches/c/epoll_pwait2.c", lib: None };
-
-/// Compile `src` next to this binary (`lateness-<name>`) with the system
-/// `gcc`; on failure, gcc's messages.
-fn build(src: CSource) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let here = exe.parent().ok_or("no exe dir")?;
-    let root = here.ancestors().nth(3).ok_or("no repository root")?;
-    let stem = Path::new(src.path).file_stem().and_then(|s| s.to_str()).ok_or("bad path")?;
-    let bin = here.join(if stem.starts_with("lateness-") {
-        stem.to_string()
-    } else {
-        format!("lateness-{stem}")
-    });
-    let mut gcc = Command::new("gcc");
-    gcc.args(["-O2", "-o"]).arg(&bin).arg(root.join(src.path));
-    if let Some((lib, _)) = src.lib {
-        gcc.arg(format!("-l{lib}"));
-    }
-    let out = gcc.output().map_err(|e| format!("gcc: {e}"))?;
-    if out.status.success() {
-        Ok(bin)
-    } else {
-        Err(format!("gcc: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr)))
-    }
-}
+use c::{CSource, EPOLL_PWAIT2, FLOOR, IO_URING, LIBEV, LIBUV, SD_EVENT, build};
+use reactor::TimerMode;
+use runs::{Q, in_process, reactor_run, sleep_run, tokio_run};
 
 /// What a contender runs.
 #[derive(Clone, Copy)]
@@ -285,151 +191,12 @@ fn build_all(mut cs: Vec<Contender>) -> Vec<Contender> {
     cs
 }
 
-/// A C program, as a child process: it prints
-/// `samples p50 p99 p99.9 max cpu_ns_per_expiry`, all in ns.
-fn c_run(c: &Contender, extra: Option<&str>, n: usize, period: Duration, secs: Duration) -> Q {
-    let bin = c.bin.as_ref().expect("C programs are built before the runs");
-    let out = Command::new(bin)
-        .args([n.to_string(), period.as_nanos().to_string(), secs.as_secs_f64().to_string()])
-        .args(extra)
-        .output()
-        .unwrap_or_else(|e| {
-            eprintln!("lateness: running {}: {e}", bin.display());
-            std::process::exit(1);
-        });
-    // Its warnings (callbacks before their deadline) or its error.
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let f: Vec<f64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
-    if !out.status.success() || f.len() != 6 {
-        eprintln!(
-            "lateness: {} ({}) failed, {}, printing {text:?}",
-            c.name,
-            bin.display(),
-            out.status
-        );
-        std::process::exit(1);
-    }
-    Q {
-        samples: f[0] as usize,
-        p50: f[1] / 1e3,
-        p99: f[2] / 1e3,
-        p999: f[3] / 1e3,
-        max: f[4] / 1e3,
-        cpu: f[5],
-    }
-}
-
-fn ns(t: ClockTime) -> u64 {
-    t.as_nanos().expect("CLOCK_MONOTONIC is past its epoch")
-}
-
-/// The reactor in `mode`; a non-zero `leeway` is given to every timer right
-/// after it is added.
-fn reactor_run(
-    mode: TimerMode,
-    n: usize,
-    period: Duration,
-    secs: Duration,
-    leeway: Duration,
-) -> Stats {
-    let r = Reactor::new().unwrap();
-    let samples = Rc::new(RefCell::new(Vec::with_capacity(n * secs.as_millis() as usize + 1024)));
-    let p = period.as_nanos() as u64;
-    let t0 = ns(Clock::Monotonic.now()) + 10_000_000; // start in 10 ms
-    let mut timers = Vec::with_capacity(n);
-    for i in 0..n {
-        let first = t0 + (i as u64 * p) / n as u64;
-        let s = samples.clone();
-        let mut ticks = 0u64;
-        let exp = Expiration::EveryAt { first: ClockTime::from_nanos(first), period };
-        let timer = r
-            .add_timer(mode, exp, move |_, k| {
-                // A leeway moves the schedule later by less than a period,
-                // so the tick count still names the exact deadline.
-                ticks += k;
-                let deadline = first + (ticks - 1) * p;
-                let now = ns(Clock::Monotonic.now());
-                s.borrow_mut().push(now.saturating_sub(deadline));
-            })
-            .unwrap();
-        if !leeway.is_zero() {
-            timer.set_leeway(leeway).unwrap();
-        }
-        timers.push(timer);
-    }
-    let end = Instant::now() + secs + Duration::from_millis(10);
-    while Instant::now() < end {
-        r.turn(Some(end.saturating_duration_since(Instant::now()))).unwrap();
-    }
-    drop(timers);
-    Stats { samples: Rc::try_unwrap(samples).map(|c| c.into_inner()).unwrap_or_default() }
-}
-
-fn tokio_run(n: usize, period: Duration, secs: Duration) -> Stats {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    rt.block_on(async move {
-        let samples =
-            Rc::new(RefCell::new(Vec::with_capacity(n * secs.as_millis() as usize + 1024)));
-        let t0 = tokio::time::Instant::now() + Duration::from_millis(10);
-        let end = t0 + secs;
-        let local = tokio::task::LocalSet::new();
-        for i in 0..n {
-            let s = samples.clone();
-            let start = t0 + period * i as u32 / n as u32;
-            local.spawn_local(async move {
-                let mut iv = tokio::time::interval_at(start, period);
-                loop {
-                    let scheduled = iv.tick().await;
-                    let now = tokio::time::Instant::now();
-                    if now > end {
-                        break;
-                    }
-                    s.borrow_mut().push((now - scheduled).as_nanos() as u64);
-                }
-            });
-        }
-        local.await;
-        Stats { samples: Rc::try_unwrap(samples).map(|c| c.into_inner()).unwrap_or_default() }
-    })
-}
-
-fn sleep_run(n: usize, period: Duration, secs: Duration) -> Stats {
-    let t0 = Instant::now() + Duration::from_millis(50);
-    let end = t0 + secs;
-    let threads: Vec<_> = (0..n)
-        .map(|i| {
-            std::thread::Builder::new()
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    let mut out = Vec::with_capacity(secs.as_millis() as usize + 16);
-                    let mut next = t0 + period * i as u32 / n as u32;
-                    loop {
-                        let now = Instant::now();
-                        if next > now {
-                            std::thread::sleep(next - now);
-                        }
-                        let woke = Instant::now();
-                        if woke > end {
-                            return out;
-                        }
-                        out.push((woke - next).as_nanos() as u64);
-                        next += period;
-                    }
-                })
-                .unwrap()
-        })
-        .collect();
-    let mut samples = Vec::new();
-    for t in threads {
-        samples.extend(t.join().unwrap());
-    }
-    Stats { samples }
-}
-
 fn run(c: &Contender, n: usize, period: Duration, secs: Duration, leeway: Duration) -> Q {
     match c.kind {
-        Kind::C(_, extra) => c_run(c, extra, n, period, secs),
+        Kind::C(_, extra) => {
+            let bin = c.bin.as_ref().expect("C programs are built before the runs");
+            c::run(&c.name, bin, extra, n, period, secs)
+        }
         Kind::Reactor(mode) => in_process(|| reactor_run(mode, n, period, secs, leeway)),
         Kind::Tokio => in_process(|| tokio_run(n, period, secs)),
         Kind::Sleep => in_process(|| sleep_run(n, period, secs)),
