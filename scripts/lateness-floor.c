@@ -1,6 +1,6 @@
 /* The floor under timer lateness: N periodic timerfds with phases spread
  * evenly over the period, one epoll_wait loop, one read per ready timer, and
- * nothing else. The lateness harness (benches/src/bin/lateness.rs) compiles
+ * nothing else. The lateness harness (benches/src/bin/lateness/) compiles
  * and runs it beside the reactor, tokio, a thread::sleep loop and the C
  * event loops of benches/c/ (sd-event, libev, libuv, io_uring,
  * epoll_pwait2), and measures them all the same way.
