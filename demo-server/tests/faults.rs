@@ -11,7 +11,7 @@ mod common;
 use std::io::{Read, Write};
 
 use common::{SOON, Server, get};
-use test_support::strace::attach;
+use test_support::strace::{attach, fail, fail_on};
 
 /// Item 1: after an accept error the listener is watched again; if that
 /// `epoll_ctl(ADD)` fails, it is retried (and logged, and counted) instead
@@ -51,7 +51,7 @@ fn a_client_whose_socket_cannot_be_registered_gets_503_not_a_reset() {
     let server = Server::start(&["--interval", "1s"]);
     // The worker's next epoll_ctl is the new client's ADD: the idle server
     // makes none of its own (its housekeeping timers are heap entries).
-    let args = ["-e", "trace=epoll_ctl", "-e", "inject=epoll_ctl:error=ENOMEM:when=1"];
+    let args = fail("epoll_ctl", "ENOMEM", "1");
     let Some(strace) = attach(server.pid, &args) else { return };
     let mut c = server.connect();
     c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -76,7 +76,7 @@ fn a_client_whose_socket_cannot_be_registered_gets_503_not_a_reset() {
 #[test]
 fn a_connection_whose_deadline_cannot_be_armed_is_refused() {
     let server = Server::start(&["--interval", "1s", "--header-timeout", "50ms"]);
-    let args = ["-e", "trace=timerfd_settime", "-e", "inject=timerfd_settime:error=ENOMEM:when=1+"];
+    let args = fail("timerfd_settime", "ENOMEM", "1+");
     let Some(strace) = attach(server.pid, &args) else { return };
     let mut c = server.connect();
     let mut answer = String::new();
@@ -99,7 +99,7 @@ fn a_connection_whose_deadline_cannot_be_armed_is_refused() {
 fn a_dying_worker_exits_the_process_even_if_it_cannot_wake_the_main_thread() {
     let mut server =
         Server::start_with_env(&[("DEMO_SERVER_TEST_PANIC", "1")], &["--interval", "1s"]);
-    let args = ["-e", "trace=write", "-P", "anon_inode:[eventfd]", "-e", "inject=write:error=EIO"];
+    let args = fail_on("anon_inode:[eventfd]", "write", "EIO", "1+");
     let Some(strace) = attach(server.pid, &args) else { return };
     drop(server.connect()); // worker 0 panics on its first connection
     let status = server.wait_exit(SOON).expect("the process exited");

@@ -21,12 +21,12 @@ use common::{SOON, open_fds, pair};
 use reactor::channel::{Event, SendError};
 use reactor::{Clock, Error, Expiration, Interest, Reactor, Signal, TimerMode};
 use rustix::io::Errno;
-use test_support::strace::{Injected, in_child, rerun};
+use test_support::strace::{Injected, fail, fail_on, in_child, rerun};
 
 const PERIOD: Duration = Duration::from_millis(10);
 
 /// Run `name` under strace with `args`; `None` without strace.
-fn injected(name: &str, args: &[&str]) -> Option<Injected> {
+fn injected(name: &str, args: &[String]) -> Option<Injected> {
     let run = rerun(name, args)?;
     assert!(run.success, "child failed:\n{}\n{}", run.stdout, run.stderr);
     println!("{}", run.injected().join("\n"));
@@ -96,7 +96,7 @@ fn a_failed_re_arm_strands_the_shared_clock_and_its_timers_keep_their_schedule()
         return;
     }
     // The add arms once; each pass re-arms: fail the second re-arm.
-    let args = ["-e", "trace=timerfd_settime", "-e", "inject=timerfd_settime:error=ENOMEM:when=3"];
+    let args = fail("timerfd_settime", "ENOMEM", "3");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.injected().len(), 1, "{}", run.log);
     assert!(run.number("TICKS") >= 30, "the timer stopped: {}", run.stdout);
@@ -133,7 +133,7 @@ fn a_stranded_guest_keeps_its_host_loop_coming_back() {
         println!("TICKS={} RETRYING={}", ticks.get(), retrying.get());
         return;
     }
-    let args = ["-e", "trace=timerfd_settime", "-e", "inject=timerfd_settime:error=ENOMEM:when=3"];
+    let args = fail("timerfd_settime", "ENOMEM", "3");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.injected().len(), 1, "{}", run.log);
     assert!(run.number("TICKS") >= 30, "the nested timer stopped: {}", run.stdout);
@@ -161,8 +161,7 @@ fn a_failed_read_of_a_ready_timer_is_reported_and_its_tick_comes_next_turn() {
         println!("TICKS={} RETRYING={} CALL={call}", ticks.get(), retrying.get());
         return;
     }
-    let args =
-        ["-e", "trace=read", "-P", "anon_inode:[timerfd]", "-e", "inject=read:error=EIO:when=1"];
+    let args = fail_on("anon_inode:[timerfd]", "read", "EIO", "1");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.injected().len(), 1, "{}", run.log);
     assert_eq!(run.number("TICKS"), 1, "{}", run.stdout);
@@ -207,7 +206,7 @@ fn a_failed_epoll_ctl_del_parks_the_fd_and_a_re_add_of_it_succeeds() {
         return;
     }
     // epoll_ctl #1 is the first add, #2 its DEL.
-    let args = ["-e", "trace=epoll_ctl", "-e", "inject=epoll_ctl:error=ENOMEM:when=2"];
+    let args = fail("epoll_ctl", "ENOMEM", "2");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.injected().len(), 1, "{}", run.log);
     assert!(run.injected()[0].contains("EPOLL_CTL_DEL"), "{}", run.log);
@@ -240,7 +239,7 @@ fn a_parked_fd_is_closed_once_the_retried_del_succeeds() {
         return;
     }
     // #1 add, #2 its DEL (fails), #3 the waker's add, #4 the retried DEL.
-    let args = ["-e", "trace=epoll_ctl", "-e", "inject=epoll_ctl:error=ENOMEM:when=2"];
+    let args = fail("epoll_ctl", "ENOMEM", "2");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.injected().len(), 1, "{}", run.log);
     assert_eq!(run.number("PARKED"), 3, "{}", run.stdout);
@@ -264,14 +263,7 @@ fn a_storm_of_eintr_on_a_signalfd_is_retried_in_a_loop() {
         println!("GOT={}", got.get());
         return;
     }
-    let args = [
-        "-e",
-        "trace=read",
-        "-P",
-        "anon_inode:[signalfd]",
-        "-e",
-        "inject=read:error=EINTR:when=1..30000",
-    ];
+    let args = fail_on("anon_inode:[signalfd]", "read", "EINTR", "1..30000");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.injected().len(), 30000);
     assert_eq!(run.number("GOT"), 1, "{}", run.stdout);
@@ -304,14 +296,7 @@ fn a_channel_send_whose_wake_fails_gives_the_message_back() {
         return;
     }
     // Three attempts at the first wake fail; the second send's wake works.
-    let args = [
-        "-e",
-        "trace=write",
-        "-P",
-        "anon_inode:[eventfd]",
-        "-e",
-        "inject=write:error=EIO:when=1..3",
-    ];
+    let args = fail_on("anon_inode:[eventfd]", "write", "EIO", "1..3");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.injected().len(), 3, "{}", run.log);
     assert_eq!(run.value("FIRST"), Some("failed:1:true"), "{}", run.stdout);
@@ -335,14 +320,7 @@ fn a_failed_wake_is_an_error_never_a_silent_wait() {
         println!("WAKE={woke} DEFER={deferred} RAN={}", ran.get());
         return;
     }
-    let args = [
-        "-e",
-        "trace=write",
-        "-P",
-        "anon_inode:[eventfd]",
-        "-e",
-        "inject=write:error=EIO:when=1..2",
-    ];
+    let args = fail_on("anon_inode:[eventfd]", "write", "EIO", "1..2");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.injected().len(), 2, "{}", run.log);
     assert_eq!(run.value("WAKE"), Some("err:5"), "EIO: {}", run.stdout);
@@ -364,8 +342,7 @@ fn a_failed_drain_of_the_waker_is_reported_and_retried() {
         println!("FIRST={first} SECOND={second} THIRD={third}");
         return;
     }
-    let args =
-        ["-e", "trace=read", "-P", "anon_inode:[eventfd]", "-e", "inject=read:error=EIO:when=1"];
+    let args = fail_on("anon_inode:[eventfd]", "read", "EIO", "1");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.injected().len(), 1, "{}", run.log);
     assert_eq!(run.value("FIRST"), Some("retrying:read:5"), "{}", run.stdout);
@@ -391,7 +368,7 @@ fn a_rolled_back_shared_timerfd_shows_its_close_in_the_trace() {
         }
         return;
     }
-    let args = ["-e", "trace=timerfd_settime", "-e", "inject=timerfd_settime:error=ENOMEM:when=1"];
+    let args = fail("timerfd_settime", "ENOMEM", "1");
     let Some(run) = injected(NAME, &args) else { return };
     assert_eq!(run.value("REFUSED"), Some("true"));
     assert_eq!(run.number("LEFT"), 0, "no fd left behind: {}", run.stdout);

@@ -11,8 +11,24 @@
 //! exactly (`-P` narrows them to one kind of fd).
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "TEST_SUPPORT_INJECTED_CHILD";
+
+/// strace options that trace `call` and fail it with `errno` at the calls
+/// `when` counts (strace's syntax: `1`, `2+`, `1..3`), per thread.
+pub fn fail(call: &str, errno: &str, when: &str) -> Vec<String> {
+    let inject = format!("inject={call}:error={errno}:when={when}");
+    vec!["-e".into(), format!("trace={call}"), "-e".into(), inject]
+}
+
+/// [`fail`], on the fds whose `/proc` link is `path` only (`-P`, as in
+/// `anon_inode:[eventfd]`).
+pub fn fail_on(path: &str, call: &str, errno: &str, when: &str) -> Vec<String> {
+    let mut args = fail(call, errno, when);
+    args.splice(2..2, ["-P".to_string(), path.to_string()]);
+    args
+}
 
 /// Whether this process is the child [`rerun`] started.
 pub fn in_child() -> bool {
@@ -57,7 +73,7 @@ impl Injected {
 /// Run test `name` of this binary again, under `strace -f -qq` with
 /// `strace_args` (the `-e trace=`, `-e inject=` and `-P` options), with
 /// [`in_child`] true. `None`, printing a SKIPPED line, without strace.
-pub fn rerun(name: &str, strace_args: &[&str]) -> Option<Injected> {
+pub fn rerun(name: &str, strace_args: &[impl AsRef<std::ffi::OsStr>]) -> Option<Injected> {
     if !crate::have("strace") {
         return None;
     }
@@ -92,34 +108,71 @@ pub struct Attached {
 /// Attach `strace -f -qq -p PID` with `strace_args`, and wait (bounded)
 /// until every thread of `pid` is traced. `None` without strace, printing a
 /// SKIPPED line.
-pub fn attach(pid: u32, strace_args: &[&str]) -> Option<Attached> {
+pub fn attach(pid: u32, strace_args: &[impl AsRef<std::ffi::OsStr>]) -> Option<Attached> {
     if !crate::have("strace") {
         return None;
     }
-    let log = std::env::temp_dir().join(format!("attach-{}-{pid}.strace", std::process::id()));
-    let strace = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&log)
-        .args(strace_args)
-        .args(["-p", &pid.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("strace runs");
-    let tracer = strace.id().to_string();
-    let traced = || {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
-        tasks.flatten().all(|t| {
-            std::fs::read_to_string(t.path().join("status")).is_ok_and(|s| {
-                s.lines().any(|l| l.strip_prefix("TracerPid:").is_some_and(|v| v.trim() == tracer))
-            })
+    Some(attach_to(pid, None, strace_args).expect("strace never attached"))
+}
+
+/// Attach strace to thread `tid` of `pid` alone, or (`None`) to every
+/// thread with `-f`, and wait (at most 5 s) until each is traced. An
+/// injection may hit at once and end what it traced (and strace with it):
+/// that counts as attached.
+pub fn attach_to(
+    pid: u32,
+    tid: Option<u32>,
+    strace_args: &[impl AsRef<std::ffi::OsStr>],
+) -> Result<Attached, String> {
+    let target = tid.unwrap_or(pid);
+    let log = std::env::temp_dir().join(format!("attach-{}-{target}.strace", std::process::id()));
+    let mut cmd = Command::new("strace");
+    cmd.args(["-qq", "-o"]).arg(&log).args(strace_args).args(["-p", &target.to_string()]);
+    if tid.is_none() {
+        cmd.arg("-f");
+    }
+    let stdio = std::process::Stdio::null;
+    let strace = cmd.stdout(stdio()).stderr(stdio()).spawn().map_err(|e| e.to_string())?;
+    let mut attached = Attached { strace, log };
+    let tracer = attached.strace.id().to_string();
+    let traced = |t: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{t}/status")).is_ok_and(|s| {
+            s.lines().any(|l| l.strip_prefix("TracerPid:").is_some_and(|v| v.trim() == tracer))
         })
     };
-    assert!(crate::wait_until(std::time::Duration::from_secs(5), traced), "strace never attached");
-    Some(Attached { strace, log })
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if attached.strace.try_wait().is_ok_and(|s| s.is_some()) {
+            return Ok(attached);
+        }
+        let tasks: Vec<String> = match tid {
+            Some(tid) => vec![tid.to_string()],
+            None => std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| {
+                    d.flatten().map(|t| t.file_name().to_string_lossy().into_owned()).collect()
+                })
+                .unwrap_or_default(),
+        };
+        let gone = |t: &str| !std::path::Path::new(&format!("/proc/{pid}/task/{t}")).exists();
+        if tasks.iter().all(|t| traced(t) || gone(t)) {
+            return Ok(attached);
+        }
+        if Instant::now() > deadline {
+            attached.stop();
+            return Err("strace never attached".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 impl Attached {
+    /// Detach (strace lets go on SIGINT) and return the lines of the calls
+    /// that were failed on purpose.
+    pub fn injected(self) -> Vec<String> {
+        let log = self.finish();
+        log.lines().filter(|l| l.contains("(INJECTED)")).map(str::to_string).collect()
+    }
+
     /// Detach (strace lets go on SIGINT) and return its log.
     pub fn finish(mut self) -> String {
         self.stop();
